@@ -7,6 +7,7 @@ unreachable broker/Redis, and never prints a traceback for a user error.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import tempfile
 import time
@@ -193,7 +194,9 @@ def rules_test(
     path: Annotated[Path | None, typer.Argument(help="rules directory or fixture file")] = None,
 ) -> None:
     """Run rule fixtures (events in, expected alerts out); non-zero exit on any mismatch."""
-    fail("rule fixtures are not implemented yet (see the Correlate issue)", 2)
+    from services.correlate.fixtures import cli_rules_test
+
+    raise typer.Exit(cli_rules_test(path, out, err))
 
 
 @routes_app.command("test")
@@ -202,16 +205,34 @@ def routes_test(
     config: Annotated[Path, typer.Option("--config", help="Alertmanager-format routing file")],
 ) -> None:
     """Print the receivers a label set reaches, like `amtool config routes test`."""
-    fail("routing tests are not implemented yet (see the Notify issue)", 2)
+    from services.notify.route_cli import cli_routes_test
+
+    raise typer.Exit(cli_routes_test(config, labels, out, err))
 
 
-@app.command()
+BENCHES = ("ingest", "correlate", "notify", "e2e", "scale")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
+    ctx: typer.Context,
     which: Annotated[str, typer.Argument(help="ingest, correlate, notify, e2e or scale")],
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object of figures")] = False,
 ) -> None:
-    """Benchmarks; --json prints one JSON object of figures."""
-    fail(f"benchmark {which!r} is not implemented yet", 2)
+    """Benchmarks; --json prints one JSON object of figures.
+
+    Options after the name go to the benchmark, e.g.
+    `vigie bench e2e --rate 1000 --duration 20 --json`; `vigie bench NAME --help` lists them.
+    """
+    if which not in BENCHES:
+        fail(f"unknown benchmark {which!r}; choose from {', '.join(BENCHES)}", 2)
+    import importlib
+
+    module = importlib.import_module(f"vigie.bench.{which}")
+    try:
+        raise typer.Exit(module.cli(list(ctx.args), json_out, out, err))
+    except (LocalStackError, BrokerUnreachable, RedisUnreachable) as exc:
+        fail(str(exc).splitlines()[0])
 
 
 @app.command()
@@ -229,6 +250,9 @@ def check(
 
 
 def main() -> None:
+    # Library loggers (aiokafka...) must not print tracebacks or noise for user
+    # errors; workers install their own JSON handler when they start.
+    logging.getLogger().addHandler(logging.NullHandler())
     try:
         app()
     except KeyboardInterrupt:
