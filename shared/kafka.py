@@ -9,6 +9,7 @@ broker sees empty assignments).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,9 +21,7 @@ class BrokerUnreachable(ConnectionError):
 
 
 async def _admin(bootstrap: str, timeout: float) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000)
-    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
     except (TimeoutError, KafkaError, OSError) as exc:
@@ -59,12 +58,11 @@ async def ensure_topics(
         existing = set(await asyncio.wait_for(admin.list_topics(), timeout))
         missing = [n for n in dict.fromkeys(names) if n not in existing]
         if missing:
-            try:
+            # another process may create one first: fine
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another process created it first: fine
         return missing
     except (TimeoutError, KafkaError, OSError) as exc:
         raise BrokerUnreachable(

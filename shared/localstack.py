@@ -114,7 +114,7 @@ class Process:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,
             env=env,
         )
         log.close()
@@ -215,19 +215,27 @@ class LocalStack:
             [
                 broker_binary(),
                 "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             self.workdir / "broker.log",
         )
-        env = {k: v for k, v in os.environ.items()
-               if k not in {"LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"}}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"}
+        }
         self.broker.start(env=env)
         self.bootstrap = f"127.0.0.1:{port}"
         deadline = time.monotonic() + self.start_timeout
         if not _wait_port("127.0.0.1", port, deadline):
-            raise LocalStackError(f"broker did not listen on {self.bootstrap}: {self.broker.tail(3)}")
+            raise LocalStackError(
+                f"broker did not listen on {self.bootstrap}: {self.broker.tail(3)}"
+            )
         while True:
             try:
                 _run_sync(lambda: check_broker(self.bootstrap, timeout=2.0))
@@ -268,14 +276,22 @@ class LocalStack:
             "redis",
             [
                 redis_binary(),
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--protected-mode", "yes",
-                "--dir", str(data),
-                "--save", "",
-                "--appendonly", "yes",
-                "--appendfsync", "everysec",
-                "--daemonize", "no",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--protected-mode",
+                "yes",
+                "--dir",
+                str(data),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--daemonize",
+                "no",
             ],
             self.workdir / "redis.log",
         )

@@ -46,9 +46,7 @@ def create_redis(url: str, pool_size: int = 32, timeout: float = 5.0) -> aioredi
 
 async def check_redis(url: str, timeout: float = 3.0) -> None:
     """Return when Redis answers PING, else raise :class:`RedisUnreachable`."""
-    client = aioredis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    client = aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         await asyncio.wait_for(client.ping(), timeout)
     except (TimeoutError, RedisError, OSError) as exc:
@@ -60,7 +58,9 @@ async def check_redis(url: str, timeout: float = 3.0) -> None:
 
 
 class Keys:
-    """Key names under a prefix. ``Keys("vigie").k("dedup", "police", "e1")`` → ``vigie:dedup:police:e1``.
+    """Key names under a prefix.
+
+    ``Keys("vigie").k("dedup", "police", "e1")`` gives ``vigie:dedup:police:e1``.
 
     Keys updated by one atomic script must share a hash tag (``{...}``) so the
     same script runs on Redis Cluster; :meth:`tagged` builds such keys.

@@ -9,8 +9,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None,
-                  headers: list[tuple[str, bytes]] | None = None) -> None:
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: list[bytes],
+    key: bytes | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
@@ -20,12 +25,22 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | 
         await producer.stop()
 
 
-async def consume_all(bootstrap: str, topic: str, expect: int | None = None,
-                      timeout: float = 20.0, settle: float = 1.0) -> list[Any]:
+async def consume_all(
+    bootstrap: str,
+    topic: str,
+    expect: int | None = None,
+    timeout: float = 20.0,
+    settle: float = 1.0,
+) -> list[Any]:
     """Every record of ``topic`` from the start; waits for ``expect`` records (or
     ``timeout``), then ``settle`` seconds more to catch extras."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, fetch_max_wait_ms=50)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+    )
     await consumer.start()
     records: list[Any] = []
     deadline = time.monotonic() + timeout

@@ -106,8 +106,14 @@ async def _preflight(settings: Settings) -> None:
 @app.command()
 def replay(
     file: Annotated[Path, typer.Argument(help="JSON Lines file: one inbound event a line")],
-    rate: Annotated[float | None, typer.Option(help="events per second (default: as fast as possible)", min=0.001)] = None,
-    topic: Annotated[str | None, typer.Option(help="send every line to this topic instead of agency.<agency>.events")] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="events per second (default: as fast as possible)", min=0.001),
+    ] = None,
+    topic: Annotated[
+        str | None,
+        typer.Option(help="send every line to this topic instead of agency.<agency>.events"),
+    ] = None,
 ) -> None:
     """Publish inbound events to agency.<agency>.events, with a progress bar."""
     from vigie.replay import parse_lines, publish, read_file
@@ -124,13 +130,19 @@ def replay(
     for number, reason in bad:
         err.print(f"line {number}: {reason} (skipped)", markup=False, highlight=False)
     with Progress(
-        TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=False, disable=not lines,
+        TextColumn("replay"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not lines,
     ) as bar:
         task = bar.add_task("replay", total=len(lines))
         try:
-            sent = asyncio.run(publish(settings.kafka_bootstrap, lines, rate,
-                                       lambda n: bar.advance(task, n)))
+            sent = asyncio.run(
+                publish(settings.kafka_bootstrap, lines, rate, lambda n: bar.advance(task, n))
+            )
         except BrokerUnreachable as exc:
             fail(str(exc))
     out.print(f"sent {sent} event(s), skipped {len(bad)} bad line(s)")
@@ -140,7 +152,9 @@ def replay(
 
 @app.command()
 def up(
-    session_timeout: Annotated[float, typer.Option(help="consumer-group session timeout (s)")] = 6.0,
+    session_timeout: Annotated[
+        float, typer.Option(help="consumer-group session timeout (s)")
+    ] = 6.0,
 ) -> None:
     """The whole local stack in the foreground: broker, Redis, the three services, a
     local receiver that shows what each cell gets. Ctrl-C stops everything cleanly."""
@@ -149,8 +163,10 @@ def up(
 
     def show(d: Delivery) -> None:
         for a in d.body.get("alerts", []):
-            out.print(f"[bold]{d.cell}[/] ← {a['labels'].get('severity', '?')} "
-                      f"{a['labels'].get('rule', '?')}: {a['annotations'].get('summary', '')}")
+            out.print(
+                f"[bold]{d.cell}[/] ← {a['labels'].get('severity', '?')} "
+                f"{a['labels'].get('rule', '?')}: {a['annotations'].get('summary', '')}"
+            )
 
     workdir = Path(tempfile.mkdtemp(prefix="vigie-up-"))
     pipeline = Pipeline(workdir=workdir, session_timeout=session_timeout)
@@ -158,10 +174,15 @@ def up(
         pipeline.start()
         assert pipeline.stack is not None and pipeline.receiver is not None
         pipeline.receiver.on_delivery = show
-        out.print(f"Vigie is up. Broker {pipeline.stack.bootstrap}, Redis {pipeline.stack.redis_url}")
+        out.print(
+            f"Vigie is up. Broker {pipeline.stack.bootstrap}, Redis {pipeline.stack.redis_url}"
+        )
         for name, proc in pipeline.services.items():
-            out.print(f"  {name:<10} http://127.0.0.1:{proc.port}/metrics  /readyz  (log {proc.log_path})")
-        out.print(f"Publish with: VIGIE_KAFKA_BOOTSTRAP={pipeline.stack.bootstrap} vigie replay FILE.jsonl")
+            out.print(
+                f"  {name:<10} http://127.0.0.1:{proc.port}/metrics  /readyz  (log {proc.log_path})"
+            )
+        bootstrap = pipeline.stack.bootstrap
+        out.print(f"Publish with: VIGIE_KAFKA_BOOTSTRAP={bootstrap} vigie replay FILE.jsonl")
         out.print("Ctrl-C to stop.")
         while all(p.running for p in pipeline.services.values()):
             time.sleep(0.5)
@@ -176,7 +197,9 @@ def up(
 
 @app.command()
 def demo(
-    scenario: Annotated[Path | None, typer.Option(help="JSONL scenario (default: the bundled one)")] = None,
+    scenario: Annotated[
+        Path | None, typer.Option(help="JSONL scenario (default: the bundled one)")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the notifications")] = 30.0,
 ) -> None:
     """Run the bundled scenario end to end and show what each cell received."""
@@ -217,7 +240,9 @@ BENCHES = ("ingest", "correlate", "notify", "e2e", "scale")
 def bench(
     ctx: typer.Context,
     which: Annotated[str, typer.Argument(help="ingest, correlate, notify, e2e or scale")],
-    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object of figures")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="print one JSON object of figures")
+    ] = False,
 ) -> None:
     """Benchmarks; --json prints one JSON object of figures.
 

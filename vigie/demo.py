@@ -40,12 +40,15 @@ def run_demo(scenario: Path | None, timeout: float, out: Console) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vigie-demo-"))
     with Pipeline(workdir=workdir) as pipeline:
         assert pipeline.stack is not None and pipeline.receiver is not None
-        out.print(f"stack ready in {time.monotonic() - started:.1f}s "
-                  f"(broker {pipeline.stack.bootstrap}, Redis {pipeline.stack.redis_url})")
+        out.print(
+            f"stack ready in {time.monotonic() - started:.1f}s "
+            f"(broker {pipeline.stack.bootstrap}, Redis {pipeline.stack.redis_url})"
+        )
         lines, bad = parse_lines(path.read_text().splitlines(), pipeline.topics)
         # One line on purpose goes to another agency's topic to show the DLQ.
         lines = [
-            ln if b'"event_id":"dip-2026-0003"' not in ln.value
+            ln
+            if b'"event_id":"dip-2026-0003"' not in ln.value
             else type(ln)(ln.number, pipeline.topics.inbound("diplomatie"), ln.key, ln.value)
             for ln in lines
         ]
@@ -61,9 +64,14 @@ def run_demo(scenario: Path | None, timeout: float, out: Console) -> int:
         for cell, deliveries in sorted(receiver.by_cell().items()):
             for d in deliveries:
                 for a in d.body["alerts"]:
-                    table.add_row(cell, a["labels"].get("severity", ""), a["labels"].get("rule", ""),
-                                  a["annotations"].get("summary", ""),
-                                  ", ".join(a.get("evidence_refs", [])) or a["annotations"].get("description", ""))
+                    table.add_row(
+                        cell,
+                        a["labels"].get("severity", ""),
+                        a["labels"].get("rule", ""),
+                        a["annotations"].get("summary", ""),
+                        ", ".join(a.get("evidence_refs", []))
+                        or a["annotations"].get("description", ""),
+                    )
         out.print(table)
         got = set(receiver.by_cell())
         out.print(f"done in {time.monotonic() - started:.1f}s")

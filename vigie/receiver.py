@@ -122,8 +122,12 @@ class WebhookReceiver:
     def alert_ids(self, cell: str | None = None) -> list[str]:
         """Fingerprints of every alert delivered (to ``cell``), in arrival order."""
         with self._lock:
-            return [a["fingerprint"] for d in self.deliveries if cell in (None, d.cell)
-                    for a in d.body.get("alerts", [])]
+            return [
+                a["fingerprint"]
+                for d in self.deliveries
+                if cell in (None, d.cell)
+                for a in d.body.get("alerts", [])
+            ]
 
     def wait_for(self, predicate: Callable[[WebhookReceiver], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout

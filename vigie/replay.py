@@ -49,7 +49,7 @@ def parse_lines(
         try:
             obj = json.loads(text)
         except ValueError as exc:
-            bad.append((number, f"not JSON ({exc.msg})"))
+            bad.append((number, f"not JSON ({getattr(exc, 'msg', exc)})"))
             continue
         if not isinstance(obj, dict):
             bad.append((number, "not a JSON object"))
@@ -77,13 +77,14 @@ async def publish(
 
     Raises :class:`BrokerUnreachable` when the broker does not answer.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
-                                request_timeout_ms=10_000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, request_timeout_ms=10_000)
     try:
         await asyncio.wait_for(producer.start(), 10)
     except (TimeoutError, KafkaError, OSError) as exc:
         await producer.stop()
-        raise BrokerUnreachable(f"cannot reach Kafka at {bootstrap}: {type(exc).__name__}") from None
+        raise BrokerUnreachable(
+            f"cannot reach Kafka at {bootstrap}: {type(exc).__name__}"
+        ) from None
     sent = 0
     started = time.monotonic()
     try:

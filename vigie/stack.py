@@ -46,7 +46,7 @@ class ServiceProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,
         )
         log.close()
 
@@ -123,15 +123,17 @@ class Pipeline:
         assert self.stack is not None and self.receiver is not None
         env = dict(os.environ)
         env.update(self.stack.env())
-        env.update({
-            "VIGIE_WEB_PORT": str(port),
-            "VIGIE_WEB_HOST": "127.0.0.1",
-            "VIGIE_TOPIC_PREFIX": self.topic_prefix,
-            "VIGIE_REDIS_PREFIX": self.redis_prefix,
-            "VIGIE_BROKER_SESSION_TIMEOUT": str(self.session_timeout),
-            "VIGIE_TOPIC_PARTITIONS": str(self.partitions),
-            "VIGIE_NOTIFY_WEBHOOK_URL": self.receiver.url_template,
-        })
+        env.update(
+            {
+                "VIGIE_WEB_PORT": str(port),
+                "VIGIE_WEB_HOST": "127.0.0.1",
+                "VIGIE_TOPIC_PREFIX": self.topic_prefix,
+                "VIGIE_REDIS_PREFIX": self.redis_prefix,
+                "VIGIE_BROKER_SESSION_TIMEOUT": str(self.session_timeout),
+                "VIGIE_TOPIC_PARTITIONS": str(self.partitions),
+                "VIGIE_NOTIFY_WEBHOOK_URL": self.receiver.url_template,
+            }
+        )
         env.setdefault("VIGIE_PSEUDO_KEY", self._pseudo_key)
         if self.receiver.secret:
             env["VIGIE_WEBHOOK_SECRET"] = self.receiver.secret.decode()

@@ -20,7 +20,8 @@ def _demo_lines(pipeline: Pipeline):  # type: ignore[no-untyped-def]
     assert not bad
     # send one event to the wrong agency's topic
     return [
-        ln if b'"dip-2026-0003"' not in ln.value
+        ln
+        if b'"dip-2026-0003"' not in ln.value
         else type(ln)(ln.number, pipeline.topics.inbound("diplomatie"), ln.key, ln.value)
         for ln in lines
     ]
@@ -36,7 +37,7 @@ async def test_demo_scenario_reaches_the_right_cells_once(
 
     receiver = pipeline.receiver
     assert await asyncio.to_thread(
-        receiver.wait_for, lambda r: EXPECTED_CELLS <= set(r.by_cell()), 30
+        receiver.wait_for, lambda r: set(r.by_cell()) >= EXPECTED_CELLS, 30
     ), f"cells notified: {sorted(receiver.by_cell())}"
     await asyncio.sleep(1.5)
     by_cell = receiver.by_cell()
@@ -63,6 +64,7 @@ async def test_demo_scenario_reaches_the_right_cells_once(
     await publish(pipeline.stack.bootstrap, lines)
     await asyncio.sleep(3)
     assert sum(len(v) for v in receiver.by_cell().values()) == 2
-    events = await consume_all(pipeline.stack.bootstrap, pipeline.topics.events, settle=0.5,
-                               timeout=2)
+    events = await consume_all(
+        pipeline.stack.bootstrap, pipeline.topics.events, settle=0.5, timeout=2
+    )
     assert len(events) == 6
