@@ -50,8 +50,9 @@ class Topics:
 
     def agency_of(self, topic: str) -> str | None:
         """The agency an inbound topic belongs to, or ``None``."""
-        name = topic.removeprefix(self.prefix)
-        parts = name.split(".")
+        if not topic.startswith(self.prefix):
+            return None
+        parts = topic[len(self.prefix) :].split(".")
         if len(parts) == 3 and parts[0] == "agency" and parts[2] == "events":
             return parts[1] if parts[1] in AGENCIES else None
         return None
