@@ -16,6 +16,7 @@ and graceful shutdown on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -60,8 +61,8 @@ def _patch_fetch_wait() -> None:
             consumer._fetch_max_wait_ms = wait
         return consumer
 
-    thread_cls._create_worker_consumer = _create_worker_consumer
-    thread_cls._vigie_patched = True
+    thread_cls._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
+    setattr(thread_cls, "_vigie_patched", True)  # noqa: B010
 
 
 class Health:
@@ -124,10 +125,8 @@ class Health:
     async def _close_client(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken client
                 await client.close()
-            except Exception:  # noqa: S110 - closing a broken client
-                pass
 
     async def loop(self) -> None:
         try:
@@ -191,12 +190,12 @@ def create_app(
         body = {"ready": health.ready, "checks": health.status, "errors": health.last_error}
         return self.json(body, status=200 if health.ready else 503)
 
-    @app.on_partitions_assigned.connect  # type: ignore[misc]
+    @app.on_partitions_assigned.connect  # type: ignore[misc,arg-type]
     async def _assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         health.assigned = True
         health.status["assigned"] = True
 
-    @app.task
+    @app.task  # type: ignore[misc,untyped-decorator]
     async def _health_loop() -> None:
         await health.loop()
 
