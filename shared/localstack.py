@@ -50,10 +50,15 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Ask the kernel to SIGTERM this child when its parent dies (Linux)."""
+    """Ask the kernel to SIGKILL this child when its parent dies (Linux).
+
+    Children also run in their own session (``start_new_session=True``), so a
+    Ctrl-C in the terminal reaches only the parent, which then stops them in
+    order: services first, then the broker and Redis.
+    """
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _run_sync(coro_factory: object) -> None:
@@ -115,6 +120,7 @@ class Process:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            start_new_session=True,
             env=env,
         )
         log.close()

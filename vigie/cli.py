@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -150,6 +151,16 @@ def replay(
         raise typer.Exit(1)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (and SIGINT, even if inherited as ignored) as Ctrl-C."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
 @app.command()
 def up(
     session_timeout: Annotated[
@@ -168,6 +179,7 @@ def up(
                 f"{a['labels'].get('rule', '?')}: {a['annotations'].get('summary', '')}"
             )
 
+    _interrupt_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="vigie-up-"))
     pipeline = Pipeline(workdir=workdir, session_timeout=session_timeout)
     try:
@@ -205,6 +217,7 @@ def demo(
     """Run the bundled scenario end to end and show what each cell received."""
     from vigie.demo import run_demo
 
+    _interrupt_on_sigterm()
     try:
         code = run_demo(scenario, timeout, out)
     except (LocalStackError, BrokerUnreachable, RedisUnreachable) as exc:

@@ -47,6 +47,7 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            start_new_session=True,
         )
         log.close()
 
@@ -59,6 +60,11 @@ class ServiceProcess:
             return httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def terminate(self) -> None:
+        """Send SIGTERM (graceful stop) without waiting."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, wait for a graceful exit, SIGKILL after ``timeout``."""
@@ -178,6 +184,9 @@ class Pipeline:
             time.sleep(0.2)
 
     def stop(self) -> None:
+        """Stop the services (in parallel), then the receiver and the stack."""
+        for proc in self.services.values():
+            proc.terminate()
         for proc in self.services.values():
             with contextlib.suppress(Exception):
                 proc.stop()
