@@ -154,6 +154,7 @@ def create_app(
     conf: dict[str, Any] = {
         "broker": [f"kafka://{h}" for h in settings.bootstrap_servers],
         "store": "memory://",
+        "datadir": str(settings.data_dir / app_id),
         "web_enabled": True,
         "web_port": settings.web_port,
         "web_bind": settings.web_host,

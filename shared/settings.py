@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import re
+import tempfile
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
@@ -53,6 +55,9 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: Annotated[int, Field(ge=0, le=60_000)] = 10
     #: Redis connection pool size (a BlockingConnectionPool: callers wait).
     redis_pool_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    #: Where Faust keeps its working files (nothing durable: tables are not
+    #: used). Must be writable: in a pod, an ``emptyDir`` mounted on /tmp.
+    data_dir: Path = Path(tempfile.gettempdir()) / "vigie"
     log_level: str = "INFO"
     #: ``json`` (one object a line, for machines) or ``text`` (for people).
     log_format: str = "json"
