@@ -175,6 +175,7 @@ def create_app(
         "stream_wait_empty": False,
     }
     conf.update(overrides)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(app_id, **conf)
     _FETCH_WAIT_MS[app_id] = settings.fetch_max_wait_ms
     setup_prometheus_sensors(
