@@ -1,22 +1,39 @@
-"""Notify's Faust edge: read alerts, route, deliver once, audit."""
+"""Notify's Faust edge: read alerts, hand them to the dispatcher, serve the API.
+
+The agent only records each alert in Redis (groups, incidents) — bounded
+retries on Redis errors, a bad alert to ``vigie.notifications.dlq`` with a
+reason — so the Kafka offset is committed only once the alert is safe in
+Redis. A background task flushes due groups and escalations (see
+:mod:`services.notify.dispatch`); the cells' API is served on the same port
+as ``/metrics``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import random
 import time
 from typing import Any
 
 import faust
-import httpx
 from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
-from services.notify.channels.webhook import DeliveryError, deliver, payload
+from services.notify import api
+from services.notify.cells import (
+    EmailChannel,
+    MatrixChannel,
+    check_receivers,
+    default_cells_path,
+    load_cells,
+    load_secrets,
+)
+from services.notify.channels.email import SmtpConfig
+from services.notify.dispatch import DeliveryConfig, Dispatcher
 from services.notify.metrics import NotifyMetrics
-from services.notify.nflog import NotificationLog
+from services.notify.route import default_routing_path, load_routing
 from services.notify.settings import NotifySettings
 from shared.app import Health, create_app, on_stop
 from shared.models import Alert
@@ -26,15 +43,39 @@ from shared.topics import Topics
 log = logging.getLogger("vigie.notify")
 
 
-def receivers_for(alert: Alert) -> list[str]:
-    """Skeleton routing: the département's cell, else headquarters."""
-    dept = alert.labels.get("department")
-    return [f"dept-{dept}"] if dept else ["hq"]
+def delivery_config(settings: NotifySettings, smtp_password: str | None) -> DeliveryConfig:
+    smtp = None
+    if settings.smtp_host:
+        smtp = SmtpConfig(settings.smtp_host, settings.smtp_port, settings.smtp_sender,
+                          settings.smtp_starttls, settings.smtp_tls, settings.smtp_username,
+                          smtp_password, settings.delivery_timeout_s)
+    secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret \
+        else None
+    return DeliveryConfig(
+        webhook_url=settings.notify_webhook_url, webhook_secret=secret,
+        attempts=settings.delivery_attempts, retry_base_s=settings.retry_base_s,
+        timeout_s=settings.delivery_timeout_s, give_up_s=settings.notify_give_up_s,
+        redeliver_s=settings.notify_redeliver_s, claim_s=settings.notify_claim_s,
+        lease_s=settings.notify_lease_s, per_receiver=settings.notify_per_receiver,
+        nflog_ttl_s=settings.nflog_ttl_s, smtp=smtp, matrix_homeserver=settings.matrix_homeserver,
+    )
 
 
 def build(
     settings: NotifySettings, registry: CollectorRegistry = REGISTRY
 ) -> tuple[faust.App, Health]:
+    """The notify app. Raises ``ValueError`` (one line) on a bad routing, cells or secrets file."""
+    routing = load_routing(settings.notify_routing_file or default_routing_path())
+    cells = load_cells(settings.notify_cells_file or default_cells_path())
+    check_receivers(routing, cells)
+    secrets = load_secrets(settings.notify_secrets_file, cells)
+    channels = {type(ch) for c in cells.by_id.values() for ch in c.channels}
+    if EmailChannel in channels and not settings.smtp_host:
+        raise ValueError("a cell has an email channel but VIGIE_SMTP_HOST is not set")
+    if MatrixChannel in channels and not (settings.matrix_homeserver
+                                          and secrets.matrix_access_token):
+        raise ValueError("a cell has a matrix channel but no VIGIE_MATRIX_HOMESERVER or token")
+
     app, health = create_app("notify", settings, registry)
     topics = Topics(settings.topic_prefix)
     metrics = NotifyMetrics(registry)
@@ -43,66 +84,64 @@ def build(
     dlq_out = app.topic(topics.notifications_dlq, value_serializer="raw", key_serializer="raw")
     redis = create_redis(settings.redis_url, settings.redis_pool_size)
     health.add_check("redis", redis.ping)
-    nflog = NotificationLog(redis, Keys(settings.redis_prefix), settings.nflog_ttl_s)
-    secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
-    client = httpx.AsyncClient()
+
+    async def audit(record: dict[str, Any]) -> None:
+        record = {"at_ms": int(time.time() * 1000), **record}
+        await audit_out.send(value=json.dumps(record, default=str).encode())
+
+    async def dlq(record: dict[str, Any]) -> None:
+        await dlq_out.send(value=json.dumps(record, default=str).encode())
+
+    dispatcher = Dispatcher(redis, Keys(settings.redis_prefix), routing, cells, secrets,
+                            delivery_config(settings, secrets.smtp_password), metrics,
+                            audit, dlq)
+    api.register(app, dispatcher, secrets.token_index())
 
     async def _close() -> None:
-        await client.aclose()
+        await dispatcher.close()
         await redis.aclose()
 
     on_stop(app, _close)
 
-    async def audit(kind: str, **fields: Any) -> None:
-        record = {"kind": kind, "at_ms": int(time.time() * 1000), **fields}
-        await audit_out.send(value=json.dumps(record, default=str).encode())
+    @app.task  # type: ignore[misc,untyped-decorator]
+    async def _flusher() -> None:
+        await dispatcher.run()
 
-    async def notify_one(alert: Alert, receiver: str) -> None:
-        entry = f"{alert.alert_id}:{alert.status}"
-        if not await nflog.claim(receiver, entry):
-            metrics.notifications.labels(receiver, "webhook", "deduplicated").inc()
+    async def ingest(raw: bytes) -> None:
+        try:
+            alert = Alert.model_validate_json(raw)
+        except ValidationError as exc:
+            metrics.alerts.labels("bad_alert").inc()
+            metrics.dlq.labels("bad_alert").inc()
+            err = exc.errors()[0]
+            await dlq({"reason": "bad_alert", "message": str(err["msg"]),
+                       "field": ".".join(str(x) for x in err["loc"]),
+                       "original": raw.decode("utf-8", "replace")[:65536]})
             return
-        url = settings.notify_webhook_url.format(cell=receiver)
-        body = payload(receiver, f"{receiver}:{alert.alert_id}", [alert])
-        last = ""
-        for attempt in range(settings.delivery_attempts):
+        for attempt in range(8):
             try:
-                await deliver(client, url, body, secret, settings.delivery_timeout_s)
-            except DeliveryError as exc:
-                last = str(exc)
-                if not exc.retryable or attempt + 1 == settings.delivery_attempts:
-                    break
-                metrics.retries.labels("webhook").inc()
-                await asyncio.sleep(random.uniform(0, settings.retry_base_s * 2**attempt))  # noqa: S311
+                await dispatcher.ingest(alert)
+            except RedisError as exc:
+                log.warning("redis error while recording an alert",
+                            extra={"error": type(exc).__name__, "attempt": attempt + 1})
+                await asyncio.sleep(min(8.0, 0.25 * 2**attempt))
             else:
-                await nflog.sent(receiver, entry)
-                metrics.notifications.labels(receiver, "webhook", "delivered").inc()
-                if alert.trigger_published_ms:
-                    metrics.latency.labels("webhook").observe(
-                        max(0.0, time.time() - alert.trigger_published_ms / 1000))
-                await audit("delivery", alert_id=alert.alert_id, receiver=receiver,
-                            channel="webhook", outcome="delivered", attempts=attempt + 1)
+                metrics.alerts.labels("recorded").inc()
                 return
-        await nflog.sent(receiver, entry)  # failed for good: in the DLQ, not retried by replays
-        metrics.notifications.labels(receiver, "webhook", "failed").inc()
-        await dlq_out.send(value=json.dumps({
-            "alert_id": alert.alert_id, "receiver": receiver, "channel": "webhook",
-            "reason": "delivery_failed", "message": last, "alert": alert.model_dump(mode="json"),
-        }).encode())
-        await audit("delivery", alert_id=alert.alert_id, receiver=receiver, channel="webhook",
-                    outcome="failed", error=last)
+        metrics.alerts.labels("state_unavailable").inc()
+        metrics.dlq.labels("state_unavailable").inc()
+        await dlq({"reason": "state_unavailable", "alert_id": alert.alert_id,
+                   "original": raw.decode("utf-8", "replace")})
 
     @app.agent(alerts_in, name="notify")
     async def notify(stream: faust.StreamT[Any]) -> None:
         async for value in stream:
-            metrics.alerts.inc()
             try:
-                alert = Alert.model_validate_json(value)
-            except ValidationError as exc:
-                await dlq_out.send(value=json.dumps({
-                    "reason": "bad_alert", "message": str(exc.errors()[0]["msg"]),
-                }).encode())
-                continue
-            await asyncio.gather(*(notify_one(alert, r) for r in receivers_for(alert)))
+                await ingest(value)
+            except Exception:  # never let one alert kill the agent (Faust would ack it)
+                log.exception("unexpected error on an alert")
+                metrics.dlq.labels("internal_error").inc()
+                await dlq({"reason": "internal_error",
+                           "original": bytes(value).decode("utf-8", "replace")[:65536]})
 
     return app, health

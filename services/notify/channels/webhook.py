@@ -1,8 +1,9 @@
 """Webhook channel: Alertmanager webhook v4 payload, signed with HMAC-SHA256.
 
 The ``Vigie-Signature`` header is ``sha256=<hex HMAC of the body>`` with the
-receiver's secret. :func:`deliver` raises :class:`DeliveryError` on a
-non-2xx answer or a transport error; the caller retries.
+receiver's secret; ``Vigie-Notification-Id`` lets a receiver drop a repeat.
+:func:`deliver` raises :class:`DeliveryError` on a non-2xx answer (retryable
+for 5xx and 429) or a transport error (retryable).
 """
 
 from __future__ import annotations
@@ -14,61 +15,44 @@ from typing import Any
 
 import httpx
 
-from shared.models import Alert
+from services.notify.channels.base import DeliveryError, Notification
+
+__all__ = ["DeliveryError", "deliver", "payload", "sign"]
 
 
-class DeliveryError(Exception):
-    """A delivery failed; ``retryable`` says whether trying again may help."""
-
-    def __init__(self, message: str, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-def am_alert(alert: Alert) -> dict[str, Any]:
-    """One alert in Alertmanager's webhook format."""
+def payload(n: Notification) -> dict[str, Any]:
+    """The Alertmanager webhook v4 body (plus Vigie's ``kind`` and ``notificationId``)."""
+    common = dict(n.alerts[0]["labels"]) if n.alerts else {}
+    for a in n.alerts[1:]:
+        common = {k: v for k, v in common.items() if a["labels"].get(k) == v}
+    common_ann = dict(n.alerts[0]["annotations"]) if n.alerts else {}
+    for a in n.alerts[1:]:
+        common_ann = {k: v for k, v in common_ann.items() if a["annotations"].get(k) == v}
     return {
-        "status": alert.status,
-        "labels": alert.labels,
-        "annotations": alert.annotations.model_dump(),
-        "startsAt": alert.starts_at.isoformat(),
-        "endsAt": alert.ends_at.isoformat() if alert.ends_at else "0001-01-01T00:00:00Z",
-        "generatorURL": "",
-        "fingerprint": alert.alert_id,
-    }
-
-
-def payload(receiver: str, group_key: str, alerts: list[Alert],
-            extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The Alertmanager webhook v4 body for a group of alerts."""
-    common = dict(alerts[0].labels) if alerts else {}
-    for a in alerts[1:]:
-        common = {k: v for k, v in common.items() if a.labels.get(k) == v}
-    body: dict[str, Any] = {
         "version": "4",
-        "groupKey": group_key,
+        "groupKey": n.group_key,
         "truncatedAlerts": 0,
-        "status": "firing" if any(a.status == "firing" for a in alerts) else "resolved",
-        "receiver": receiver,
-        "groupLabels": {},
+        "status": n.status,
+        "receiver": n.receiver,
+        "groupLabels": n.group_labels,
         "commonLabels": common,
-        "commonAnnotations": {},
+        "commonAnnotations": common_ann,
         "externalURL": "",
-        "alerts": [am_alert(a) for a in alerts],
+        "alerts": n.alerts,
+        "kind": n.kind,
+        "notificationId": n.notification_id,
+        **n.extra,
     }
-    if extra:
-        body.update(extra)
-    return body
 
 
 def sign(body: bytes, secret: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-async def deliver(client: httpx.AsyncClient, url: str, body: dict[str, Any],
+async def deliver(client: httpx.AsyncClient, url: str, n: Notification,
                   secret: bytes | None, timeout: float) -> None:
-    data = json.dumps(body, separators=(",", ":"), default=str).encode()
-    headers = {"Content-Type": "application/json"}
+    data = json.dumps(payload(n), separators=(",", ":"), default=str).encode()
+    headers = {"Content-Type": "application/json", "Vigie-Notification-Id": n.notification_id}
     if secret:
         headers["Vigie-Signature"] = sign(data, secret)
     try:

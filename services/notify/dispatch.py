@@ -1,0 +1,639 @@
+"""The notification pipeline on Redis: ingest → group → (silence, inhibit) → nflog → channels.
+
+:class:`Dispatcher` holds no state of its own: groups, timers, the notification
+log, incidents, acknowledgements, escalations and silences live in Redis, so
+a restart or a second replica neither loses a group nor notifies twice.
+
+* :meth:`Dispatcher.ingest` records an alert (idempotent: a redelivered alert
+  changes nothing) in each group its routes reach and schedules the group.
+* :meth:`Dispatcher.flush_due` flushes due groups: a due group is *leased*
+  atomically (one replica flushes it; a crash frees it when the lease ends).
+* A notification is keyed by (group, channel, content state) in the
+  notification log, claimed with a Lua ``SET NX``-like script, marked sent
+  after delivery. A crash between claim and delivery frees the claim when it
+  expires: the notification is retried, never lost.
+* Delivery tries ``attempts`` times with exponential backoff and full jitter,
+  then again at later flushes until ``give_up_s`` after the first try; then
+  the notification goes to the DLQ (and is not retried).
+* :meth:`Dispatcher.escalate_due` escalates an alert a cell did not
+  acknowledge within its timeout to the next cell up, again and again.
+
+Keys updated together share a hash tag (``{g:<group>}``, ``{a:<alert>}``,
+``{c:<cell>}``). No key or record holds a clear identifier: alert ids are
+fingerprints, labels hold tokens at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from services.notify.cells import Cell, Cells, EmailChannel, MatrixChannel, Secrets, WebhookChannel
+from services.notify.channels import email as email_channel
+from services.notify.channels import webhook
+from services.notify.channels.base import DeliveryError, Notification
+from services.notify.channels.matrix import MatrixSender
+from services.notify.group import Member, content_state, finished, group_id, to_notify
+from services.notify.inhibit import inhibited
+from services.notify.metrics import NotifyMetrics
+from services.notify.redact import POINTER_LABELS, cleared, view
+from services.notify.route import Route, Routing
+from services.notify.silence import Silence, SilenceStore, silenced
+from shared.models import Alert
+from shared.redis import Keys
+
+log = logging.getLogger("vigie.notify")
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _hash(raw: Any) -> dict[str, str]:
+    return {_s(k): _s(v) for k, v in raw.items()}
+
+Clock = Callable[[], float]
+Sink = Callable[[dict[str, Any]], Awaitable[None]]
+
+# Incident bookkeeping for one alert: a firing alert with no open incident opens
+# a new one (seq+1); a resolved one closes it. Returns the incident number.
+_INCIDENT = """
+local state = redis.call('HGET', KEYS[1], 'state')
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if ARGV[1] == 'firing' then
+  if state ~= 'open' then
+    seq = seq + 1
+    redis.call('HSET', KEYS[1], 'seq', seq, 'state', 'open', 'opened_at', ARGV[3])
+    redis.call('HDEL', KEYS[1], 'acked_by', 'acked_at', 'resolved_by')
+  end
+else
+  if seq == 0 then seq = 1 end
+  if state ~= 'resolved' then
+    redis.call('HSET', KEYS[1], 'seq', seq, 'state', 'resolved', 'resolved_at', ARGV[3])
+  end
+end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return seq
+"""
+
+# Add or update an alert in a group; bump the version when its content changes.
+# Returns 1 when the group is new.
+_GROUP_ADD = """
+local new = redis.call('EXISTS', KEYS[2]) == 0
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old ~= ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HINCRBY', KEYS[2], 'ver', 1)
+end
+redis.call('HSETNX', KEYS[2], 'route', ARGV[3])
+redis.call('HSETNX', KEYS[2], 'labels', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+if new then return 1 end
+return 0
+"""
+
+# Lease due members of a schedule: score <= now → score = now + lease.
+_CLAIM_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, m in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], m) end
+return due
+"""
+
+# Unschedule a group unless someone rescheduled it since (score changed).
+_UNSCHEDULE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+# Delete a finished group unless an alert arrived meanwhile (version changed).
+_GROUP_DELETE = """
+if (redis.call('HGET', KEYS[2], 'ver') or '0') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+"""
+
+# Claim a notification: free or failed-before → claimed (returns the first try's
+# time); otherwise returns the current state ('sent' or 'claimed:...').
+_NFLOG_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], 'claimed:' .. ARGV[1], 'EX', ARGV[2])
+  return ARGV[1]
+end
+if string.sub(v, 1, 7) == 'failed:' then
+  local first = string.sub(v, 8)
+  redis.call('SET', KEYS[1], 'claimed:' .. first, 'EX', ARGV[2])
+  return first
+end
+return v
+"""
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """How channels are reached and how hard to try."""
+
+    webhook_url: str = "http://127.0.0.1:9095/cells/{cell}"
+    webhook_secret: bytes | None = None
+    attempts: int = 4
+    retry_base_s: float = 0.2
+    timeout_s: float = 5.0
+    #: Keep retrying a notification at later flushes until this long after its first try.
+    give_up_s: float = 3600.0
+    #: How soon a failed or busy notification is tried again.
+    redeliver_s: float = 5.0
+    #: A claim (notification being sent) expires after this long (crashed sender).
+    claim_s: float = 30.0
+    #: A due group is leased for this long by the replica flushing it.
+    lease_s: float = 30.0
+    #: Per-receiver concurrent deliveries (per process).
+    per_receiver: int = 4
+    #: Groups flushed concurrently (per process).
+    concurrency: int = 64
+    nflog_ttl_s: int = 7 * 86400
+    smtp: email_channel.SmtpConfig | None = None
+    matrix_homeserver: str | None = None
+
+
+@dataclass
+class _Cache:
+    at: float = -1.0
+    value: Any = None
+
+
+@dataclass
+class Dispatcher:
+    redis: aioredis.Redis
+    keys: Keys
+    routing: Routing
+    cells: Cells
+    secrets: Secrets
+    config: DeliveryConfig
+    metrics: NotifyMetrics
+    audit: Sink
+    dlq: Sink
+    clock: Clock = time.time
+    http: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _sems: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _firing_cache: _Cache = field(default_factory=_Cache)
+    _silence_cache: dict[str, _Cache] = field(default_factory=dict)
+    _matrix: MatrixSender | None = None
+
+    def __post_init__(self) -> None:
+        self.silences = SilenceStore(self.redis, self.keys)
+        self.routes = self.routing.by_id()
+        self._incident = self.redis.register_script(_INCIDENT)
+        self._group_add = self.redis.register_script(_GROUP_ADD)
+        self._claim_due = self.redis.register_script(_CLAIM_DUE)
+        self._group_delete = self.redis.register_script(_GROUP_DELETE)
+        self._nflog_claim = self.redis.register_script(_NFLOG_CLAIM)
+        self._unschedule = self.redis.register_script(_UNSCHEDULE)
+        self._flush_sem = asyncio.Semaphore(self.config.concurrency)
+        if self.config.matrix_homeserver and self.secrets.matrix_access_token:
+            self._matrix = MatrixSender(self.config.matrix_homeserver,
+                                        self.secrets.matrix_access_token)
+
+    # keys ---------------------------------------------------------------
+    def _gk(self, gid: str, *parts: str) -> str:
+        return self.keys.tagged(f"g:{gid}", *parts)
+
+    def _ak(self, alert_id: str, *parts: str) -> str:
+        return self.keys.tagged(f"a:{alert_id}", *parts)
+
+    def _ck(self, cell: str, *parts: str) -> str:
+        return self.keys.tagged(f"c:{cell}", *parts)
+
+    @property
+    def _sched(self) -> str:
+        return self.keys.tagged("sched", "groups")
+
+    @property
+    def _esc(self) -> str:
+        return self.keys.tagged("esc", "due")
+
+    @property
+    def _firing(self) -> str:
+        return self.keys.tagged("active", "firing")
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        if self._matrix is not None:
+            await self._matrix.close()
+
+    # ingest -------------------------------------------------------------
+    async def ingest(self, alert: Alert) -> int:
+        """Record ``alert`` in the groups its routes reach; return how many.
+
+        Idempotent. Raises ``redis.RedisError`` when Redis fails (the caller
+        retries; nothing is half-applied that a retry would not fix).
+        """
+        now = self.clock()
+        ttl = self.config.nflog_ttl_s
+        seq = int(await self._incident(
+            keys=[self._ak(alert.alert_id, "incident"), self._ak(alert.alert_id, "alert")],
+            args=[alert.status, alert.model_dump_json(), now, ttl]))
+        routes = self.routing.route.match(alert.labels)
+        member = json.dumps({"alert": alert.model_dump(mode="json"), "incident": seq},
+                            separators=(",", ":"), sort_keys=True)
+        groups = [(route, *group_id(route, alert.labels)) for route in routes]
+        async with self.redis.pipeline(transaction=False) as p:
+            if alert.status == "firing":
+                p.hset(self._firing, alert.alert_id, json.dumps(alert.labels, sort_keys=True))
+            else:
+                p.hdel(self._firing, alert.alert_id)
+            for _route, gid, glabels in groups:
+                await self._group_add(
+                    keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")],
+                    args=[alert.alert_id, member, _route.id, json.dumps(glabels), ttl],
+                    client=p)
+            results = await p.execute()
+        due_now = False
+        async with self.redis.pipeline(transaction=False) as p:
+            for (route, gid, _), new in zip(groups, results[1:], strict=True):
+                # A new group waits group_wait; an existing one keeps its next tick.
+                p.zadd(self._sched, {gid: now + route.group_wait}, nx=not int(new))
+                due_now = due_now or (bool(int(new)) and route.group_wait == 0)
+            await p.execute()
+        if due_now:
+            self.wake.set()
+        return len(routes)
+
+    # flush --------------------------------------------------------------
+    async def flush_due(self, limit: int = 256) -> int:
+        """Flush every due group (leased to this caller); return how many."""
+        now = self.clock()
+        due = await self._claim_due(keys=[self._sched],
+                                    args=[now, now + self.config.lease_s, limit])
+        gids = [_s(g) for g in due]
+        lease = now + self.config.lease_s
+        await asyncio.gather(*(self._flush_guarded(g, lease) for g in gids))
+        return len(gids)
+
+    async def _flush_guarded(self, gid: str, lease: float) -> None:
+        async with self._flush_sem:
+            try:
+                await self.flush_group(gid, lease)
+            except Exception:  # one bad group never stops the others; lease retries it
+                log.exception("flush failed", extra={"group": gid})
+
+    async def _firing_labels(self) -> dict[str, dict[str, str]]:
+        if not self.routing.inhibit_rules:
+            return {}
+        now = time.monotonic()
+        if now - self._firing_cache.at > 0.5:
+            raw = await self.redis.hgetall(self._firing)
+            self._firing_cache = _Cache(now, {_s(k): json.loads(v) for k, v in raw.items()})
+        value: dict[str, dict[str, str]] = self._firing_cache.value
+        return value
+
+    async def _cell_silences(self, cell: str) -> list[Silence]:
+        now = time.monotonic()
+        c = self._silence_cache.get(cell)
+        if c is None or now - c.at > 0.5:
+            c = _Cache(now, await self.silences.active(cell, self.clock()))
+            self._silence_cache[cell] = c
+        value: list[Silence] = c.value
+        return value
+
+    def invalidate_silences(self, cell: str) -> None:
+        self._silence_cache.pop(cell, None)
+
+    async def _drop(self, gid: str, lease: float, ver: str | None) -> bool:
+        """Delete a finished group (unless it changed) and unschedule it (unless rescheduled)."""
+        if ver is None:
+            await self.redis.delete(self._gk(gid, "meta"), self._gk(gid, "alerts"))
+        elif not await self._group_delete(
+                keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")], args=[ver]):
+            return False
+        await self._unschedule(keys=[self._sched], args=[gid, repr(float(lease))])
+        return True
+
+    async def flush_group(self, gid: str, lease: float) -> None:
+        """Notify the group's receiver if its content changed or repeat_interval passed."""
+        async with self.redis.pipeline(transaction=False) as p:
+            p.hgetall(self._gk(gid, "meta"))
+            p.hgetall(self._gk(gid, "alerts"))
+            meta_raw, alerts_raw = await p.execute()
+        meta = _hash(meta_raw)
+        route = self.routes.get(meta.get("route", ""))
+        if route is None or not alerts_raw:
+            # unknown group, or a route that a new routing file removed
+            await self._drop(gid, lease, None)
+            return
+        now = self.clock()
+        if self.routing.muted(route, now):
+            self.metrics.muted.labels("time_interval").inc()
+            await self.redis.zadd(self._sched, {gid: now + route.group_interval})
+            return
+        cell = self.cells[route.receiver]
+        firing = await self._firing_labels()
+        silences = await self._cell_silences(cell.id)
+        alerts: dict[str, tuple[Alert, int]] = {}
+        members: list[Member] = []
+        for raw in alerts_raw.values():
+            d = json.loads(raw)
+            try:
+                a = Alert.model_validate(d["alert"])
+            except ValidationError:
+                continue
+            muted = False
+            if a.status == "firing":
+                if silenced(silences, a.labels, now):
+                    self.metrics.muted.labels("silenced").inc()
+                    muted = True
+                elif inhibited(self.routing.inhibit_rules, a.alert_id, a.labels, firing):
+                    self.metrics.muted.labels("inhibited").inc()
+                    muted = True
+            alerts[a.alert_id] = (a, int(d["incident"]))
+            members.append(Member(a.alert_id, a.status, int(d["incident"]), muted))
+        members.sort(key=lambda m: m.alert_id)
+        notify = to_notify(members)
+        outcome = "none"
+        if notify:
+            state = content_state(members)
+            n = self._notification(route, gid, meta, cell, [alerts[m.alert_id] for m in notify],
+                                   state)
+            outcome = await self._deliver_all(cell, n, f"g:{gid}", state,
+                                              route.repeat_interval, [alerts[m.alert_id][0]
+                                                                      for m in notify])
+            if outcome == "delivered":
+                await self._register(cell, [alerts[m.alert_id] for m in notify
+                                            if m.status == "firing"])
+        now = self.clock()
+        if outcome == "retry":
+            await self.redis.zadd(self._sched, {gid: now + self.config.redeliver_s})
+        elif finished(members):
+            if not await self._drop(gid, lease, meta.get("ver", "0")):
+                await self.redis.zadd(self._sched, {gid: now + route.group_interval})
+        else:
+            await self.redis.zadd(self._sched, {gid: now + route.group_interval})
+
+    def _notification(self, route: Route, gid: str, meta: dict[str, str], cell: Cell,
+                      alerts: list[tuple[Alert, int]], state: str) -> Notification:
+        glabels: dict[str, str] = json.loads(meta.get("labels", "{}"))
+        if not all(cleared(a, cell) for a, _ in alerts):
+            glabels = {k: v for k, v in glabels.items() if k in POINTER_LABELS}
+        return Notification(
+            receiver=cell.id,
+            group_key=f"{route.id}:{gid}",
+            group_labels=glabels,
+            alerts=[view(a, cell, self.cells, seq) for a, seq in alerts],
+            notification_id=hashlib.sha256(f"{gid}:{state}".encode()).hexdigest()[:32],
+        )
+
+    async def _register(self, cell: Cell, alerts: list[tuple[Alert, int]]) -> None:
+        """The cell now holds these alerts: list them in its API, start its ack timer."""
+        if not alerts:
+            return
+        now = self.clock()
+        async with self.redis.pipeline(transaction=False) as p:
+            p.zadd(self._ck(cell.id, "alerts"), {a.alert_id: now for a, _ in alerts})
+            if cell.escalate_to:
+                p.zadd(self._esc, {f"{a.alert_id}|{seq}|{cell.id}": now + cell.ack_timeout_s
+                                   for a, seq in alerts}, nx=True)
+            await p.execute()
+
+    # delivery -----------------------------------------------------------
+    async def _deliver_all(self, cell: Cell, n: Notification, tag: str, entry: str, ttl: float,
+                           alerts: list[Alert]) -> str:
+        """Deliver on every channel of ``cell``: 'delivered', 'retry' or 'done'."""
+        results = await asyncio.gather(*(
+            self._deliver(cell, self.keys.tagged(tag, "nflog", cell.id, str(i), entry), ch, n,
+                          ttl, alerts)
+            for i, ch in enumerate(cell.channels)))
+        if "retry" in results:
+            return "retry"
+        return "delivered" if "delivered" in results else "done"
+
+    async def _deliver(self, cell: Cell, key: str, channel: Any, n: Notification,
+                       ttl: float, alerts: list[Alert]) -> str:
+        kind = channel.type
+        now = self.clock()
+        got = await self._nflog_claim(keys=[key], args=[now, int(self.config.claim_s) or 1])
+        got = _s(got)
+        if got == "sent":
+            self.metrics.notifications.labels(cell.id, kind, "deduplicated").inc()
+            return "dedup"
+        if got.startswith("claimed:"):
+            return "retry"  # another replica (or a crashed one) holds it
+        first = float(got)
+        sem = self._sems.setdefault(cell.id, asyncio.Semaphore(self.config.per_receiver))
+        last = ""
+        async with sem:
+            for attempt in range(self.config.attempts):
+                try:
+                    await self._send(cell, channel, n)
+                except DeliveryError as exc:
+                    last = str(exc)
+                    if not exc.retryable:
+                        first = -1e18  # give up at once
+                        break
+                    if attempt + 1 < self.config.attempts:
+                        self.metrics.retries.labels(kind).inc()
+                        backoff = self.config.retry_base_s * 2**attempt
+                        await asyncio.sleep(random.uniform(0, backoff))  # full jitter
+                else:
+                    await self.redis.set(key, "sent", ex=max(1, int(ttl)))
+                    self._delivered(cell, kind, n, alerts, attempt + 1)
+                    await self.audit({"kind": "delivery", "receiver": cell.id, "channel": kind,
+                                      "outcome": "delivered", "attempts": attempt + 1,
+                                      "notification_id": n.notification_id,
+                                      "notification_kind": n.kind,
+                                      "alert_ids": [a["fingerprint"] for a in n.alerts]})
+                    return "delivered"
+        now = self.clock()
+        if now - first < self.config.give_up_s:
+            await self.redis.set(key, f"failed:{first}",
+                                 ex=max(1, int(self.config.give_up_s + self.config.claim_s)))
+            self.metrics.notifications.labels(cell.id, kind, "retrying").inc()
+            await self.audit({"kind": "delivery", "receiver": cell.id, "channel": kind,
+                              "outcome": "retrying", "error": last,
+                              "notification_id": n.notification_id})
+            return "retry"
+        await self.redis.set(key, "sent", ex=max(1, int(ttl)))
+        self.metrics.notifications.labels(cell.id, kind, "failed").inc()
+        self.metrics.dlq.labels("delivery_failed").inc()
+        await self.dlq({"reason": "delivery_failed", "receiver": cell.id, "channel": kind,
+                        "message": last, "notification_id": n.notification_id,
+                        "alert_ids": [a["fingerprint"] for a in n.alerts]})
+        await self.audit({"kind": "delivery", "receiver": cell.id, "channel": kind,
+                          "outcome": "failed", "error": last,
+                          "notification_id": n.notification_id})
+        return "done"
+
+    def _delivered(self, cell: Cell, kind: str, n: Notification, alerts: list[Alert],
+                   attempts: int) -> None:
+        self.metrics.notifications.labels(cell.id, kind, "delivered").inc()
+        now = time.time()
+        for a in alerts:
+            self.metrics.latency.labels(kind).observe(max(0.0, now - a.starts_at.timestamp()))
+            if a.trigger_published_ms:
+                self.metrics.pipeline_latency.labels(kind).observe(
+                    max(0.0, now - a.trigger_published_ms / 1000))
+
+    async def _send(self, cell: Cell, channel: Any, n: Notification) -> None:
+        if isinstance(channel, WebhookChannel):
+            url = (channel.url or self.config.webhook_url).format(cell=cell.id)
+            secret = self.secrets.webhook_secrets.get(cell.id)
+            key = secret.encode() if secret else self.config.webhook_secret
+            await webhook.deliver(self.http, url, n, key, self.config.timeout_s)
+        elif isinstance(channel, EmailChannel):
+            if self.config.smtp is None:
+                raise DeliveryError("no SMTP server configured", retryable=False)
+            await email_channel.deliver(self.config.smtp, n, channel.to)
+        elif isinstance(channel, MatrixChannel):
+            if self._matrix is None:
+                raise DeliveryError("no Matrix homeserver configured", retryable=False)
+            await self._matrix.deliver(channel.room_id, n)
+        else:  # pragma: no cover - the cells model admits no other type
+            raise DeliveryError(f"unknown channel {channel!r}", retryable=False)
+
+    # escalation ---------------------------------------------------------
+    async def escalate_due(self, limit: int = 256) -> int:
+        """Escalate every unacknowledged alert whose cell's timeout passed."""
+        now = self.clock()
+        due = await self._claim_due(keys=[self._esc], args=[now, now + self.config.lease_s, limit])
+        members = [_s(m) for m in due]
+        await asyncio.gather(*(self._escalate(m) for m in members))
+        return len(members)
+
+    async def _escalate(self, member: str) -> None:
+        try:
+            alert_id, seq_s, cell_id = member.split("|")
+            inc = _hash(await self.redis.hgetall(self._ak(alert_id, "incident")))
+            cell = self.cells.by_id.get(cell_id)
+            up = self.cells.by_id.get(cell.escalate_to or "") if cell else None
+            if (up is None or inc.get("seq") != seq_s or inc.get("state") != "open"
+                    or inc.get("acked_by")):
+                await self.redis.zrem(self._esc, member)
+                return
+            raw = await self.redis.get(self._ak(alert_id, "alert"))
+            if raw is None:
+                await self.redis.zrem(self._esc, member)
+                return
+            alert = Alert.model_validate_json(raw)
+            seq = int(seq_s)
+            n = Notification(
+                receiver=up.id, group_key=f"escalation:{alert_id}",
+                group_labels={k: v for k, v in alert.labels.items() if k in POINTER_LABELS},
+                alerts=[view(alert, up, self.cells, seq)],
+                notification_id=hashlib.sha256(f"esc:{alert_id}:{seq}:{up.id}".encode())
+                .hexdigest()[:32],
+                kind="escalation", extra={"escalatedFrom": cell_id},
+            )
+            outcome = await self._deliver_all(up, n, f"a:{alert_id}", f"esc:{seq}",
+                                              self.config.nflog_ttl_s, [alert])
+            if outcome == "retry":
+                await self.redis.zadd(self._esc, {member: self.clock() + self.config.redeliver_s})
+                return
+            if outcome == "delivered":
+                self.metrics.escalations.labels(up.id).inc()
+                await self.audit({"kind": "escalation", "alert_id": alert_id, "incident": seq,
+                                  "from": cell_id, "to": up.id})
+            await self._register(up, [(alert, seq)])
+            await self.redis.zrem(self._esc, member)
+        except Exception:  # the lease retries it
+            log.exception("escalation failed")
+
+    # API actions ----------------------------------------------------------
+    async def holds(self, cell: str, alert_id: str) -> bool:
+        return await self.redis.zscore(self._ck(cell, "alerts"), alert_id) is not None
+
+    async def acknowledge(self, cell: str, alert_id: str) -> dict[str, Any] | None:
+        """Acknowledge the open incident of ``alert_id``; ``None`` if the cell does not hold it."""
+        if not await self.holds(cell, alert_id):
+            return None
+        key = self._ak(alert_id, "incident")
+        now = self.clock()
+        inc = _hash(await self.redis.hgetall(key))
+        if inc.get("state") == "open" and not inc.get("acked_by"):
+            await self.redis.hset(key, mapping={"acked_by": cell, "acked_at": str(now)})
+            self.metrics.acks.labels(cell).inc()
+            await self.audit({"kind": "acknowledgement", "alert_id": alert_id, "cell": cell,
+                              "incident": int(inc.get("seq", "1"))})
+            inc.update(acked_by=cell, acked_at=str(now))
+        return inc
+
+    async def resolve(self, cell: str, alert_id: str) -> dict[str, Any] | None:
+        """Close the incident by hand (stops escalation); ``None`` if not held by the cell."""
+        if not await self.holds(cell, alert_id):
+            return None
+        key = self._ak(alert_id, "incident")
+        inc = _hash(await self.redis.hgetall(key))
+        if inc.get("state") == "open":
+            await self.redis.hset(key, mapping={"state": "resolved", "resolved_by": cell,
+                                                "resolved_at": str(self.clock())})
+            await self.redis.hdel(self._firing, alert_id)
+            await self.audit({"kind": "resolution", "alert_id": alert_id, "cell": cell,
+                              "incident": int(inc.get("seq", "1"))})
+            inc.update(state="resolved", resolved_by=cell)
+        return inc
+
+    async def list_alerts(self, cell_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The cell's own alerts (newest first), as the cell may see them."""
+        cell = self.cells[cell_id]
+        ids = [_s(i) for i in await self.redis.zrevrange(self._ck(cell_id, "alerts"),
+                                                                  0, limit - 1)]
+        out = []
+        for alert_id in ids:
+            async with self.redis.pipeline(transaction=False) as p:
+                p.get(self._ak(alert_id, "alert"))
+                p.hgetall(self._ak(alert_id, "incident"))
+                raw, inc_raw = await p.execute()
+            if raw is None:
+                continue
+            inc = _hash(inc_raw)
+            alert = Alert.model_validate_json(raw)
+            v = view(alert, cell, self.cells, int(inc.get("seq", "1")))
+            v["state"] = inc.get("state", "open")
+            v["acknowledgedBy"] = inc.get("acked_by")
+            out.append(v)
+        return out
+
+    async def count_silences(self) -> int:
+        async with self.redis.pipeline(transaction=False) as p:
+            for cid in self.cells.by_id:
+                p.scard(self._ck(cid, "silences"))
+            counts = await p.execute()
+        return int(sum(counts))
+
+    # loop -------------------------------------------------------------------
+    async def run(self, idle_s: float = 0.05) -> None:
+        """Flush and escalate until cancelled. Redis errors are logged and retried."""
+        last_gauge = 0.0
+        while True:
+            try:
+                n = await self.flush_due()
+                n += await self.escalate_due()
+                if time.monotonic() - last_gauge > 15:
+                    last_gauge = time.monotonic()
+                    self.metrics.silences.set(await self.count_silences())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("flush loop error")
+                n = 0
+                await asyncio.sleep(1.0)
+            if n == 0:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), idle_s)
+

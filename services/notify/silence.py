@@ -1,0 +1,107 @@
+"""Silences: a cell mutes its own notifications matching some labels until a time.
+
+A silence belongs to the cell that created it and mutes only that cell's
+notifications (need-to-know: a cell cannot mute another). Silences live in
+Redis with an expiry (the key disappears at ``ends_at``); :meth:`SilenceStore.active`
+lists the live ones. Matchers use Alertmanager's syntax.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from services.notify.matchers import Matcher, all_match, parse_matchers
+from shared.redis import Keys
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: str
+    cell: str
+    matchers: tuple[str, ...]
+    starts_at: float
+    ends_at: float
+    comment: str = ""
+
+    def parsed(self) -> list[Matcher]:
+        return parse_matchers(self.matchers)
+
+    def mutes(self, labels: Mapping[str, str], now: float) -> bool:
+        return self.starts_at <= now < self.ends_at and all_match(self.parsed(), labels)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__ | {"matchers": list(self.matchers)})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Silence:
+        d = json.loads(raw)
+        return cls(d["id"], d["cell"], tuple(d["matchers"]), d["starts_at"], d["ends_at"],
+                   d.get("comment", ""))
+
+
+def silenced(silences: list[Silence], labels: Mapping[str, str], now: float) -> str | None:
+    """The id of a silence muting ``labels`` at ``now``, or ``None``."""
+    for s in silences:
+        if s.mutes(labels, now):
+            return s.id
+    return None
+
+
+class SilenceStore:
+    """Silences of each cell in Redis: one key per silence (with TTL) and an index set."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self._r = redis
+        self._k = keys
+
+    def _key(self, cell: str, sid: str) -> str:
+        return self._k.tagged(f"c:{cell}", "silence", sid)
+
+    def _index(self, cell: str) -> str:
+        return self._k.tagged(f"c:{cell}", "silences")
+
+    async def create(self, cell: str, matchers: list[str], starts_at: float, ends_at: float,
+                     comment: str, now: float) -> Silence:
+        """Store a silence; ``ValueError`` on bad matchers or an empty period."""
+        parse_matchers(matchers)
+        if not matchers:
+            raise ValueError("a silence needs at least one matcher")
+        if ends_at <= max(starts_at, now):
+            raise ValueError("ends_at must be in the future and after starts_at")
+        s = Silence(uuid.uuid4().hex, cell, tuple(matchers), starts_at, ends_at, comment[:500])
+        ttl = max(1, int(ends_at - now) + 1)
+        async with self._r.pipeline(transaction=True) as p:
+            p.set(self._key(cell, s.id), s.to_json(), ex=ttl)
+            p.sadd(self._index(cell), s.id)
+            await p.execute()
+        return s
+
+    async def expire(self, cell: str, sid: str) -> bool:
+        async with self._r.pipeline(transaction=True) as p:
+            p.delete(self._key(cell, sid))
+            p.srem(self._index(cell), sid)
+            deleted, _ = await p.execute()
+        return bool(deleted)
+
+    async def active(self, cell: str, now: float) -> list[Silence]:
+        ids = sorted(x.decode() if isinstance(x, bytes) else str(x)
+                     for x in await self._r.smembers(self._index(cell)))
+        if not ids:
+            return []
+        raws = await self._r.mget([self._key(cell, i) for i in ids])
+        out, gone = [], []
+        for sid, raw in zip(ids, raws, strict=True):
+            if raw is None:
+                gone.append(sid)
+                continue
+            s = Silence.from_json(raw)
+            if s.ends_at > now:
+                out.append(s)
+        if gone:
+            await self._r.srem(self._index(cell), *gone)
+        return out
