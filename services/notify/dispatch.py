@@ -129,10 +129,15 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return 1
 """
 
-# Claim a notification: free or failed-before → claimed (returns the first try's
-# time); otherwise returns the current state ('sent' or 'claimed:...').
+# Claim a notification: free, failed before, or sent more than repeat_interval
+# ago → claimed (returns the first try's time); otherwise returns the current
+# state ('sent:<time>' or 'claimed:<time>'). Times come from the caller's clock.
 _NFLOG_CLAIM = """
 local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 5) == 'sent:' and
+   tonumber(ARGV[1]) - tonumber(string.sub(v, 6)) >= tonumber(ARGV[3]) then
+  v = nil
+end
 if not v then
   redis.call('SET', KEYS[1], 'claimed:' .. ARGV[1], 'EX', ARGV[2])
   return ARGV[1]
@@ -297,17 +302,17 @@ class Dispatcher:
     async def _firing_labels(self) -> dict[str, dict[str, str]]:
         if not self.routing.inhibit_rules:
             return {}
-        now = time.monotonic()
-        if now - self._firing_cache.at > 0.5:
+        now = self.clock()
+        if abs(now - self._firing_cache.at) > 0.5:
             raw = await self.redis.hgetall(self._firing)
             self._firing_cache = _Cache(now, {_s(k): json.loads(v) for k, v in raw.items()})
         value: dict[str, dict[str, str]] = self._firing_cache.value
         return value
 
     async def _cell_silences(self, cell: str) -> list[Silence]:
-        now = time.monotonic()
+        now = self.clock()
         c = self._silence_cache.get(cell)
-        if c is None or now - c.at > 0.5:
+        if c is None or abs(now - c.at) > 0.5:
             c = _Cache(now, await self.silences.active(cell, self.clock()))
             self._silence_cache[cell] = c
         value: list[Silence] = c.value
@@ -427,9 +432,10 @@ class Dispatcher:
                        ttl: float, alerts: list[Alert]) -> str:
         kind = channel.type
         now = self.clock()
-        got = await self._nflog_claim(keys=[key], args=[now, int(self.config.claim_s) or 1])
+        got = await self._nflog_claim(keys=[key],
+                                      args=[now, int(self.config.claim_s) or 1, ttl])
         got = _s(got)
-        if got == "sent":
+        if got.startswith("sent:"):
             self.metrics.notifications.labels(cell.id, kind, "deduplicated").inc()
             return "dedup"
         if got.startswith("claimed:"):
@@ -451,7 +457,7 @@ class Dispatcher:
                         backoff = self.config.retry_base_s * 2**attempt
                         await asyncio.sleep(random.uniform(0, backoff))  # full jitter
                 else:
-                    await self.redis.set(key, "sent", ex=max(1, int(ttl)))
+                    await self.redis.set(key, f"sent:{self.clock()}", ex=self._keep(ttl))
                     self._delivered(cell, kind, n, alerts, attempt + 1)
                     await self.audit({"kind": "delivery", "receiver": cell.id, "channel": kind,
                                       "outcome": "delivered", "attempts": attempt + 1,
@@ -468,7 +474,7 @@ class Dispatcher:
                               "outcome": "retrying", "error": last,
                               "notification_id": n.notification_id})
             return "retry"
-        await self.redis.set(key, "sent", ex=max(1, int(ttl)))
+        await self.redis.set(key, f"sent:{self.clock()}", ex=self._keep(ttl))
         self.metrics.notifications.labels(cell.id, kind, "failed").inc()
         self.metrics.dlq.labels("delivery_failed").inc()
         await self.dlq({"reason": "delivery_failed", "receiver": cell.id, "channel": kind,
@@ -478,6 +484,10 @@ class Dispatcher:
                           "outcome": "failed", "error": last,
                           "notification_id": n.notification_id})
         return "done"
+
+    def _keep(self, ttl: float) -> int:
+        """How long Redis keeps a sent mark: its repeat interval, at least a day."""
+        return int(max(ttl, 86400.0, self.config.give_up_s))
 
     def _delivered(self, cell: Cell, kind: str, n: Notification, alerts: list[Alert],
                    attempts: int) -> None:

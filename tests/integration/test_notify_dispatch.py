@@ -1,0 +1,349 @@
+"""The notify pipeline on the real Redis, a real webhook receiver, a real SMTP server
+and a local Matrix homeserver stand-in, on an injected clock (timelines, no sleeping).
+
+Reads like Alertmanager's acceptance tests: push an alert at t, flush at t',
+see what each cell got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+import yaml
+from aiohttp import web
+from aiosmtpd.controller import Controller
+from prometheus_client import CollectorRegistry
+
+from services.notify.cells import Secrets, parse_cells
+from services.notify.channels.email import SmtpConfig
+from services.notify.dispatch import DeliveryConfig, Dispatcher
+from services.notify.metrics import NotifyMetrics
+from services.notify.route import parse_routing
+from shared.localstack import LocalStack, free_port
+from shared.models import Alert, Annotations, Evidence, Handling
+from shared.redis import Keys
+from vigie.receiver import WebhookReceiver
+
+pytestmark = pytest.mark.integration
+
+ROUTING = """
+route:
+  receiver: hq
+  group_by: [rule, department]
+  group_wait: 10s
+  group_interval: 60s
+  repeat_interval: 300s
+  routes:
+    - receiver: hq
+      matchers: ['severity="critical"']
+      group_wait: 0s
+      continue: true
+    - receiver: dept-13
+      matchers: ['department="13"']
+      routes:
+        - matchers: ['severity="critical"']
+          group_wait: 0s
+    - receiver: dept-76
+      matchers: ['department="76"']
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [department]
+receivers: [{name: hq}, {name: antenne-marseille}, {name: dept-13}, {name: dept-76},
+            {name: antenne-rouen}]
+"""
+
+CELLS = {
+    "cells": {
+        "hq": {"clearance": "secret", "ack_timeout": "10m"},
+        "antenne-marseille": {"clearance": "secret", "ack_timeout": "60s",
+                              "escalate_to": "hq", "contact": "antenna duty"},
+        "antenne-rouen": {"clearance": "secret", "escalate_to": "hq"},
+        "dept-13": {"ack_timeout": "60s", "escalate_to": "antenne-marseille"},
+        "dept-76": {"ack_timeout": "60s", "escalate_to": "antenne-rouen"},
+    }
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
+class Env:
+    d: Dispatcher
+    clock: Clock
+    rx: WebhookReceiver
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    dlq: list[dict[str, Any]] = field(default_factory=list)
+
+    async def at(self, t: float) -> None:
+        """Move the clock to t0 + t and run one flush and escalation pass."""
+        self.clock.t = 1_800_000_000.0 + t
+        await self.d.flush_due()
+        await self.d.escalate_due()
+        await asyncio.sleep(0.05)
+
+    def got(self, cell: str) -> list[list[tuple[str, str]]]:
+        return [[(a["fingerprint"], a["status"]) for a in d.body["alerts"]]
+                for d in self.rx.by_cell().get(cell, [])]
+
+
+def alert(aid: str, dept: str = "13", severity: str = "high", status: str = "firing",
+          handling: Handling = Handling.RESTRICTED, rule: str = "r1") -> Alert:
+    return Alert(
+        alert_id=aid, rule=rule, severity=severity, status=status,
+        labels={"rule": rule, "severity": severity, "department": dept, "axis": "organisations"},
+        annotations=Annotations(summary=f"summary {aid}", description="detail"),
+        starts_at=datetime(2026, 11, 27, tzinfo=UTC),
+        evidence=[Evidence(agency="douane", event_id="e1",
+                           occurred_at=datetime(2026, 11, 27, tzinfo=UTC),
+                           case_ref="CASE-77", contact="unit 7")],
+        handling=handling)
+
+
+async def make_dispatcher(redis: aioredis.Redis, prefix: str, clock: Clock, rx: WebhookReceiver,
+                          cells: dict[str, Any] | None = None, **cfg: Any) -> Env:
+    env_lists: dict[str, list[dict[str, Any]]] = {"audit": [], "dlq": []}
+
+    async def audit(r: dict[str, Any]) -> None:
+        env_lists["audit"].append(r)
+
+    async def dlq(r: dict[str, Any]) -> None:
+        env_lists["dlq"].append(r)
+
+    config = DeliveryConfig(webhook_url=rx.url_template, webhook_secret=rx.secret,
+                            attempts=2, retry_base_s=0.01, timeout_s=2.0, **cfg)
+    d = Dispatcher(redis, Keys(prefix), parse_routing(yaml.safe_load(ROUTING)),
+                   parse_cells(cells or CELLS), Secrets(), config,
+                   NotifyMetrics(CollectorRegistry()), audit, dlq, clock=clock)
+    return Env(d, clock, rx, env_lists["audit"], env_lists["dlq"])
+
+
+@pytest.fixture
+async def env(stack: LocalStack, redis_client: aioredis.Redis,
+              redis_prefix: str) -> AsyncIterator[Env]:
+    rx = WebhookReceiver(secret=b"k").start()
+    e = await make_dispatcher(redis_client, redis_prefix, Clock(), rx)
+    yield e
+    await e.d.close()
+    rx.stop()
+
+
+async def test_group_timers_repeat_and_resolve(env: Env) -> None:
+    d = env.d
+    await env.at(0)
+    await d.ingest(alert("A"))
+    await env.at(5)
+    assert env.got("dept-13") == []  # group_wait 10s
+    await env.at(10)
+    assert env.got("dept-13") == [[("A", "firing")]]
+    await env.at(12)
+    await d.ingest(alert("B"))
+    await d.ingest(alert("B"))  # a redelivered alert changes nothing
+    await env.at(20)
+    assert len(env.got("dept-13")) == 1  # waits for group_interval
+    await env.at(70)
+    assert env.got("dept-13")[-1] == [("A", "firing"), ("B", "firing")]
+    await env.at(130)
+    assert len(env.got("dept-13")) == 2  # same content, repeat_interval not reached
+    await env.at(371)
+    assert len(env.got("dept-13")) == 3  # repeat_interval (300s) passed
+    await d.ingest(alert("A", status="resolved"))
+    await env.at(431)
+    assert env.got("dept-13")[-1] == [("A", "resolved"), ("B", "firing")]
+    await d.ingest(alert("B", status="resolved"))
+    await env.at(491)
+    assert env.got("dept-13")[-1] == [("A", "resolved"), ("B", "resolved")]
+    await env.at(551)
+    assert len(env.got("dept-13")) == 5  # group gone: nothing more
+    assert env.rx.rejected == 0  # every body signed
+    body = env.rx.by_cell()["dept-13"][0].body
+    assert body["version"] == "4" and body["groupLabels"] == {"rule": "r1", "department": "13"}
+    mine = [r for r in env.audit if r["kind"] == "delivery" and r["receiver"] == "dept-13"]
+    assert [r["outcome"] for r in mine] == ["delivered"] * 5
+
+
+async def test_critical_leaves_at_once_and_inhibits(env: Env) -> None:
+    await env.at(0)
+    await env.d.ingest(alert("W", severity="warning"))
+    await env.d.ingest(alert("C", severity="critical", rule="ops"))
+    await env.at(0)
+    assert env.got("hq") == [[("C", "firing")]]
+    assert env.got("dept-13") == [[("C", "firing")]]
+    await env.at(10)
+    assert len(env.got("dept-13")) == 1  # W inhibited by C (same département)
+    await env.d.ingest(alert("C", severity="critical", rule="ops", status="resolved"))
+    await env.at(70)
+    assert [("W", "firing")] in env.got("dept-13")
+
+
+async def test_escalation_ack_and_new_incident(env: Env) -> None:
+    d = env.d
+    await env.at(0)
+    await d.ingest(alert("E", handling=Handling.SECRET))
+    await d.ingest(alert("K", dept="76"))
+    await env.at(10)
+    assert env.got("dept-13") == [[("E", "firing")]]
+    assert (await d.acknowledge("dept-76", "K"))["acked_by"] == "dept-76"
+    assert await d.acknowledge("dept-13", "K") is None  # not its alert
+    await env.at(69)
+    assert env.got("antenne-marseille") == []
+    await env.at(71)  # dept-13 did not acknowledge within 60s
+    (esc,) = env.rx.by_cell()["antenne-marseille"]
+    assert esc.body["kind"] == "escalation" and esc.body["escalatedFrom"] == "dept-13"
+    assert esc.body["alerts"][0]["evidence"][0]["case_ref"] == "CASE-77"  # antenna cleared
+    assert env.got("antenne-rouen") == []  # K was acknowledged
+    red = env.rx.by_cell()["dept-13"][0].body["alerts"][0]
+    assert red["redacted"] and red["evidence"] == [] and "CASE-77" not in json.dumps(red)
+    await env.at(132)  # the antenna did not acknowledge either
+    assert env.got("hq") == [[("E", "firing")]]
+    await env.at(800)
+    assert len(env.got("hq")) == 1  # hq is the top
+    assert [r["to"] for r in env.audit if r["kind"] == "escalation"] == [
+        "antenne-marseille", "hq"]
+    # the antenna acknowledges now; resolved then firing again is a new incident
+    assert (await d.acknowledge("antenne-marseille", "E"))["acked_by"] == "antenne-marseille"
+    assert (await d.resolve("dept-13", "E"))["state"] == "resolved"
+    await d.ingest(alert("E", handling=Handling.SECRET))
+    await env.at(860)
+    last = env.rx.by_cell()["dept-13"][-1].body["alerts"]
+    assert last[0]["incident"] == 2
+    listed = await d.list_alerts("dept-13")
+    assert listed[0]["fingerprint"] == "E" and listed[0]["state"] == "open"
+    assert listed[0]["redacted"] and listed[0]["acknowledgedBy"] is None
+    assert await d.list_alerts("dept-76") and (await d.list_alerts("dept-76"))[0][
+        "acknowledgedBy"] == "dept-76"
+
+
+async def test_silence_mutes_only_its_cell(env: Env) -> None:
+    d = env.d
+    await env.at(0)
+    s = await d.silences.create("dept-13", ['rule="r1"'], env.clock.t, env.clock.t + 100, "",
+                                env.clock.t)
+    await d.ingest(alert("S", severity="critical"))
+    await env.at(0)
+    assert env.got("dept-13") == [] and env.got("hq") == [[("S", "firing")]]
+    assert [x.id for x in await d.silences.active("dept-13", env.clock.t)] == [s.id]
+    await env.at(101)  # the silence ended
+    d.invalidate_silences("dept-13")
+    await env.at(120)
+    assert env.got("dept-13") == [[("S", "firing")]]
+    assert await d.silences.expire("dept-13", s.id)
+    assert not await d.silences.expire("dept-76", s.id)
+
+
+async def test_receiver_down_then_back_and_dlq(env: Env, redis_client: aioredis.Redis,
+                                               redis_prefix: str) -> None:
+    env.rx.status_for["dept-13"] = 503
+    await env.at(0)
+    await env.d.ingest(alert("D", severity="critical"))
+    await env.at(0)
+    await env.at(6)
+    assert env.got("dept-13") == []
+    assert any(r["outcome"] == "retrying" for r in env.audit)
+    env.rx.status_for.pop("dept-13")
+    await env.at(12)
+    await env.at(20)
+    assert env.got("dept-13") == [[("D", "firing")]]  # delivered once it is back, once
+    assert env.dlq == []
+    # a receiver that never comes back: the DLQ after give_up_s
+    rx = env.rx
+    other = await make_dispatcher(redis_client, redis_prefix + ":b", Clock(), rx, give_up_s=30)
+    rx.status_for["dept-76"] = 500
+    await other.at(0)
+    await other.d.ingest(alert("F", dept="76", severity="critical"))
+    for t in (10, 20, 40, 50):
+        await other.at(t)
+    assert env.got("dept-76") == []
+    assert [r["reason"] for r in other.dlq] == ["delivery_failed"]
+    assert other.dlq[0]["receiver"] == "dept-76"
+    await other.d.close()
+
+
+async def test_two_replicas_notify_once(env: Env, redis_client: aioredis.Redis,
+                                        redis_prefix: str) -> None:
+    twin = await make_dispatcher(redis_client, redis_prefix, env.clock, env.rx)
+    await env.at(0)
+    for i in range(30):
+        await env.d.ingest(alert(f"R{i}", dept="13", rule=f"r{i % 5}",
+                                 severity="critical"))
+    await asyncio.gather(env.d.flush_due(), twin.d.flush_due(), env.d.flush_due())
+    await asyncio.sleep(0.1)
+    ids = env.rx.alert_ids()
+    assert sorted(ids) == sorted([f"R{i}" for i in range(30)] * 2)  # dept + hq, once each
+    await twin.d.close()
+
+
+class _Smtp:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+async def test_redaction_on_every_real_channel(stack: LocalStack, redis_client: aioredis.Redis,
+                                               redis_prefix: str) -> None:
+    smtp = _Smtp()
+    port = free_port()
+    controller = Controller(smtp, hostname="127.0.0.1", port=port)
+    controller.start()
+    matrix_msgs: list[dict[str, Any]] = []
+
+    async def room_send(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "Bearer mx-token"
+        matrix_msgs.append({"room": request.match_info["room"], **(await request.json())})
+        return web.json_response({"event_id": f"$e{len(matrix_msgs)}"})
+
+    mx = web.Application()
+    mx.router.add_put("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}", room_send)
+    runner = web.AppRunner(mx)
+    await runner.setup()
+    mx_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", mx_port).start()
+    rx = WebhookReceiver().start()
+    channels = [{"type": "webhook"}, {"type": "email", "to": ["cell13@example.org"]},
+                {"type": "matrix", "room_id": "!room13:local"}]
+    cells = json.loads(json.dumps(CELLS))
+    cells["cells"]["dept-13"]["channels"] = channels
+    cells["cells"]["hq"]["channels"] = channels
+    e = await make_dispatcher(redis_client, redis_prefix, Clock(), rx, cells=cells,
+                              smtp=SmtpConfig("127.0.0.1", port),
+                              matrix_homeserver=f"http://127.0.0.1:{mx_port}")
+    e.d.secrets = Secrets(matrix_access_token="mx-token")
+    from services.notify.channels.matrix import MatrixSender
+
+    e.d._matrix = MatrixSender(f"http://127.0.0.1:{mx_port}", "mx-token")
+    try:
+        await e.at(0)
+        await e.d.ingest(alert("X", severity="critical", handling=Handling.SECRET))
+        await e.at(0)
+        assert len(smtp.messages) == 2 and len(matrix_msgs) == 2
+        assert set(rx.by_cell()) == {"dept-13", "hq"}
+        dept_mail = next(m for m in smtp.messages if b"cell13" in m and b"summary X" not in m)
+        assert len([m for m in smtp.messages if b"CASE-77" in m]) == 1  # hq's only
+        for wire in (dept_mail, json.dumps(rx.by_cell()["dept-13"][0].body).encode(),
+                     json.dumps([m for m in matrix_msgs if "CASE-77" not in json.dumps(m)]
+                                ).encode()):
+            assert b"CASE-77" not in wire and b"unit 7" not in wire and b"summary X" not in wire
+            assert b"antenne-marseille" in wire  # who to contact
+        assert sum("CASE-77" in json.dumps(m) for m in matrix_msgs) == 1
+        assert b"text/html" in dept_mail and b"text/plain" in dept_mail
+    finally:
+        await e.d.close()
+        rx.stop()
+        controller.stop()
+        await runner.cleanup()
