@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
@@ -170,11 +170,25 @@ class DeliveryConfig:
     lease_s: float = 30.0
     #: Per-receiver concurrent deliveries (per process).
     per_receiver: int = 4
-    #: Groups flushed concurrently (per process).
-    concurrency: int = 64
+    #: Flush batches in flight at once (per process).
+    batches: int = 8
     nflog_ttl_s: int = 7 * 86400
     smtp: email_channel.SmtpConfig | None = None
     matrix_homeserver: str | None = None
+
+
+@dataclass
+class _Job:
+    """One group's notification, being flushed."""
+
+    gid: str
+    route: Route
+    cell: Cell
+    n: Notification
+    state: str
+    alerts: list[tuple[Alert, int]]
+    members: list[Member]
+    ver: str
 
 
 @dataclass
@@ -195,7 +209,7 @@ class Dispatcher:
     audit: Sink
     dlq: Sink
     clock: Clock = time.time
-    http: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
+    _http: aiohttp.ClientSession | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _sems: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _firing_cache: _Cache = field(default_factory=_Cache)
@@ -211,7 +225,6 @@ class Dispatcher:
         self._group_delete = self.redis.register_script(_GROUP_DELETE)
         self._nflog_claim = self.redis.register_script(_NFLOG_CLAIM)
         self._unschedule = self.redis.register_script(_UNSCHEDULE)
-        self._flush_sem = asyncio.Semaphore(self.config.concurrency)
         if self.config.matrix_homeserver and self.secrets.matrix_access_token:
             self._matrix = MatrixSender(self.config.matrix_homeserver,
                                         self.secrets.matrix_access_token)
@@ -239,65 +252,86 @@ class Dispatcher:
         return self.keys.tagged("active", "firing")
 
     async def close(self) -> None:
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.close()
         if self._matrix is not None:
             await self._matrix.close()
 
     # ingest -------------------------------------------------------------
     async def ingest(self, alert: Alert) -> int:
-        """Record ``alert`` in the groups its routes reach; return how many.
+        """Record one alert (see :meth:`ingest_many`)."""
+        return await self.ingest_many([alert])
 
-        Idempotent. Raises ``redis.RedisError`` when Redis fails (the caller
-        retries; nothing is half-applied that a retry would not fix).
+    async def ingest_many(self, alerts: list[Alert]) -> int:
+        """Record alerts in the groups their routes reach; return how many group updates.
+
+        Idempotent (a redelivered alert changes nothing); three Redis round trips
+        per batch. Raises ``redis.RedisError`` when Redis fails: the caller
+        retries the batch, and nothing half-applied is wrong when retried.
         """
+        if not alerts:
+            return 0
         now = self.clock()
         ttl = self.config.nflog_ttl_s
-        seq = int(await self._incident(
-            keys=[self._ak(alert.alert_id, "incident"), self._ak(alert.alert_id, "alert")],
-            args=[alert.status, alert.model_dump_json(), now, ttl]))
-        routes = self.routing.route.match(alert.labels)
-        member = json.dumps({"alert": alert.model_dump(mode="json"), "incident": seq},
-                            separators=(",", ":"), sort_keys=True)
-        groups = [(route, *group_id(route, alert.labels)) for route in routes]
         async with self.redis.pipeline(transaction=False) as p:
-            if alert.status == "firing":
-                p.hset(self._firing, alert.alert_id, json.dumps(alert.labels, sort_keys=True))
-            else:
-                p.hdel(self._firing, alert.alert_id)
-            for _route, gid, glabels in groups:
-                await self._group_add(
-                    keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")],
-                    args=[alert.alert_id, member, _route.id, json.dumps(glabels), ttl],
-                    client=p)
-            results = await p.execute()
+            for alert in alerts:
+                await self._incident(
+                    keys=[self._ak(alert.alert_id, "incident"), self._ak(alert.alert_id, "alert")],
+                    args=[alert.status, alert.model_dump_json(), now, ttl], client=p)
+            seqs = [int(x) for x in await p.execute()]
+        groups: list[tuple[Route, str]] = []
+        positions: list[int] = []  # where each group_add answer is in the pipeline
+        queued = 0
+        async with self.redis.pipeline(transaction=False) as p:
+            for alert, seq in zip(alerts, seqs, strict=True):
+                queued += 1
+                if alert.status == "firing":
+                    p.hset(self._firing, alert.alert_id, json.dumps(alert.labels, sort_keys=True))
+                else:
+                    p.hdel(self._firing, alert.alert_id)
+                member = json.dumps({"alert": alert.model_dump(mode="json"), "incident": seq},
+                                    separators=(",", ":"), sort_keys=True)
+                for route in self.routing.route.match(alert.labels):
+                    gid, glabels = group_id(route, alert.labels)
+                    groups.append((route, gid))
+                    positions.append(queued)
+                    queued += 1
+                    await self._group_add(
+                        keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")],
+                        args=[alert.alert_id, member, route.id, json.dumps(glabels), ttl],
+                        client=p)
+            answers = await p.execute()
+        results = [answers[i] for i in positions]
         due_now = False
         async with self.redis.pipeline(transaction=False) as p:
-            for (route, gid, _), new in zip(groups, results[1:], strict=True):
+            for (route, gid), new in zip(groups, results, strict=True):
                 # A new group waits group_wait; an existing one keeps its next tick.
                 p.zadd(self._sched, {gid: now + route.group_wait}, nx=not int(new))
                 due_now = due_now or (bool(int(new)) and route.group_wait == 0)
             await p.execute()
         if due_now:
             self.wake.set()
-        return len(routes)
+        return len(groups)
 
     # flush --------------------------------------------------------------
-    async def flush_due(self, limit: int = 256) -> int:
-        """Flush every due group (leased to this caller); return how many."""
+    async def flush_due(self, limit: int = 512) -> int:
+        """Flush every due group (leased to this caller, in one batch); return how many.
+
+        A failure leaves the leased groups to be flushed again when the lease ends.
+        """
         now = self.clock()
         due = await self._claim_due(keys=[self._sched],
                                     args=[now, now + self.config.lease_s, limit])
         gids = [_s(g) for g in due]
-        lease = now + self.config.lease_s
-        await asyncio.gather(*(self._flush_guarded(g, lease) for g in gids))
+        if gids:
+            await self._flush_batch_safe(gids, now + self.config.lease_s)
         return len(gids)
 
-    async def _flush_guarded(self, gid: str, lease: float) -> None:
-        async with self._flush_sem:
-            try:
-                await self.flush_group(gid, lease)
-            except Exception:  # one bad group never stops the others; lease retries it
-                log.exception("flush failed", extra={"group": gid})
+    async def _flush_batch_safe(self, gids: list[str], lease: float) -> None:
+        try:
+            await self._flush_batch(gids, lease)
+        except Exception:  # the leases bring these groups back
+            log.exception("flush failed", extra={"groups": len(gids)})
 
     async def _firing_labels(self) -> dict[str, dict[str, str]]:
         if not self.routing.inhibit_rules:
@@ -321,36 +355,9 @@ class Dispatcher:
     def invalidate_silences(self, cell: str) -> None:
         self._silence_cache.pop(cell, None)
 
-    async def _drop(self, gid: str, lease: float, ver: str | None) -> bool:
-        """Delete a finished group (unless it changed) and unschedule it (unless rescheduled)."""
-        if ver is None:
-            await self.redis.delete(self._gk(gid, "meta"), self._gk(gid, "alerts"))
-        elif not await self._group_delete(
-                keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")], args=[ver]):
-            return False
-        await self._unschedule(keys=[self._sched], args=[gid, repr(float(lease))])
-        return True
-
-    async def flush_group(self, gid: str, lease: float) -> None:
-        """Notify the group's receiver if its content changed or repeat_interval passed."""
-        async with self.redis.pipeline(transaction=False) as p:
-            p.hgetall(self._gk(gid, "meta"))
-            p.hgetall(self._gk(gid, "alerts"))
-            meta_raw, alerts_raw = await p.execute()
-        meta = _hash(meta_raw)
-        route = self.routes.get(meta.get("route", ""))
-        if route is None or not alerts_raw:
-            # unknown group, or a route that a new routing file removed
-            await self._drop(gid, lease, None)
-            return
-        now = self.clock()
-        if self.routing.muted(route, now):
-            self.metrics.muted.labels("time_interval").inc()
-            await self.redis.zadd(self._sched, {gid: now + route.group_interval})
-            return
-        cell = self.cells[route.receiver]
-        firing = await self._firing_labels()
-        silences = await self._cell_silences(cell.id)
+    def _members(self, alerts_raw: dict[Any, Any], silences: list[Silence],
+                 firing: dict[str, dict[str, str]], now: float,
+                 ) -> tuple[dict[str, tuple[Alert, int]], list[Member]]:
         alerts: dict[str, tuple[Alert, int]] = {}
         members: list[Member] = []
         for raw in alerts_raw.values():
@@ -370,26 +377,110 @@ class Dispatcher:
             alerts[a.alert_id] = (a, int(d["incident"]))
             members.append(Member(a.alert_id, a.status, int(d["incident"]), muted))
         members.sort(key=lambda m: m.alert_id)
-        notify = to_notify(members)
-        outcome = "none"
-        if notify:
-            state = content_state(members)
-            n = self._notification(route, gid, meta, cell, [alerts[m.alert_id] for m in notify],
-                                   state)
-            outcome = await self._deliver_all(cell, n, f"g:{gid}", state,
-                                              route.repeat_interval, [alerts[m.alert_id][0]
-                                                                      for m in notify])
-            if outcome == "delivered":
-                await self._register(cell, [alerts[m.alert_id] for m in notify
-                                            if m.status == "firing"])
+        return alerts, members
+
+    async def _flush_batch(self, gids: list[str], lease: float) -> None:
+        """Notify each group's receiver if its content changed or repeat_interval passed.
+
+        Round trips are per batch, not per group: read groups, claim notifications,
+        send (concurrently), write marks and timers, drop finished groups.
+        """
+        async with self.redis.pipeline(transaction=False) as p:
+            for gid in gids:
+                p.hgetall(self._gk(gid, "meta"))
+                p.hgetall(self._gk(gid, "alerts"))
+            raw = await p.execute()
         now = self.clock()
-        if outcome == "retry":
-            await self.redis.zadd(self._sched, {gid: now + self.config.redeliver_s})
-        elif finished(members):
-            if not await self._drop(gid, lease, meta.get("ver", "0")):
-                await self.redis.zadd(self._sched, {gid: now + route.group_interval})
-        else:
-            await self.redis.zadd(self._sched, {gid: now + route.group_interval})
+        firing = await self._firing_labels()
+        reschedule: dict[str, float] = {}
+        drops: list[tuple[str, str | None, float]] = []
+        jobs: list[_Job] = []
+        for i, gid in enumerate(gids):
+            meta, alerts_raw = _hash(raw[2 * i]), raw[2 * i + 1]
+            route = self.routes.get(meta.get("route", ""))
+            if route is None or not alerts_raw:
+                # an emptied group, or a route that a new routing file removed
+                drops.append((gid, None, 0.0))
+                continue
+            if self.routing.muted(route, now):
+                self.metrics.muted.labels("time_interval").inc()
+                reschedule[gid] = now + route.group_interval
+                continue
+            cell = self.cells[route.receiver]
+            alerts, members = self._members(alerts_raw, await self._cell_silences(cell.id),
+                                            firing, now)
+            notify = to_notify(members)
+            if not notify:
+                if finished(members):
+                    drops.append((gid, meta.get("ver", "0"), now + route.group_interval))
+                else:
+                    reschedule[gid] = now + route.group_interval
+                continue
+            state = content_state(members)
+            chosen = [alerts[m.alert_id] for m in notify]
+            jobs.append(_Job(gid, route, cell, self._notification(route, gid, meta, cell, chosen,
+                                                                   state),
+                             state, chosen, members, meta.get("ver", "0")))
+        claims: list[tuple[_Job, Any, str]] = []
+        async with self.redis.pipeline(transaction=False) as p:
+            for job in jobs:
+                for ci, ch in enumerate(job.cell.channels):
+                    key = self.keys.tagged(f"g:{job.gid}", "nflog", job.cell.id, str(ci),
+                                           job.state)
+                    claims.append((job, ch, key))
+                    await self._nflog_claim(
+                        keys=[key], args=[now, int(self.config.claim_s) or 1,
+                                          job.route.repeat_interval], client=p)
+            answers = await p.execute() if claims else []
+        writes: list[tuple[str, str, int]] = []
+        outcomes = await asyncio.gather(*(
+            self._send_claimed(job.cell, key, ch, job.n, job.route.repeat_interval,
+                               [a for a, _ in job.alerts], _s(got), writes)
+            for (job, ch, key), got in zip(claims, answers, strict=True)))
+        by_job: dict[str, set[str]] = {}
+        for (job, _, _), outcome in zip(claims, outcomes, strict=True):
+            by_job.setdefault(job.gid, set()).add(outcome)
+        now = self.clock()
+        async with self.redis.pipeline(transaction=False) as p:
+            for key, value, ex in writes:
+                p.set(key, value, ex=ex)
+            for job in jobs:
+                got = by_job.get(job.gid, set())
+                if "delivered" in got:
+                    self._register_into(p, job.cell, [x for x in job.alerts
+                                                      if x[0].status == "firing"], now)
+                if "retry" in got:
+                    reschedule[job.gid] = now + self.config.redeliver_s
+                elif finished(job.members):
+                    drops.append((job.gid, job.ver, now + job.route.group_interval))
+                else:
+                    reschedule[job.gid] = now + job.route.group_interval
+            if reschedule:
+                p.zadd(self._sched, reschedule)
+            await p.execute()
+        if drops:
+            await self._drop(drops, lease)
+
+    async def _drop(self, drops: list[tuple[str, str | None, float]], lease: float) -> None:
+        """Delete finished groups (unless an alert arrived: version changed) and
+        unschedule them (unless someone rescheduled them since)."""
+        async with self.redis.pipeline(transaction=False) as p:
+            for gid, ver, _ in drops:
+                if ver is None:
+                    p.delete(self._gk(gid, "meta"), self._gk(gid, "alerts"))
+                else:
+                    await self._group_delete(
+                        keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")], args=[ver],
+                        client=p)
+            deleted = await p.execute()
+        async with self.redis.pipeline(transaction=False) as p:
+            for (gid, ver, later), ok in zip(drops, deleted, strict=True):
+                if ver is None or int(ok):
+                    await self._unschedule(keys=[self._sched], args=[gid, repr(float(lease))],
+                                           client=p)
+                else:
+                    p.zadd(self._sched, {gid: later})
+            await p.execute()
 
     def _notification(self, route: Route, gid: str, meta: dict[str, str], cell: Cell,
                       alerts: list[tuple[Alert, int]], state: str) -> Notification:
@@ -406,15 +497,18 @@ class Dispatcher:
 
     async def _register(self, cell: Cell, alerts: list[tuple[Alert, int]]) -> None:
         """The cell now holds these alerts: list them in its API, start its ack timer."""
+        async with self.redis.pipeline(transaction=False) as p:
+            self._register_into(p, cell, alerts, self.clock())
+            await p.execute()
+
+    def _register_into(self, p: Any, cell: Cell, alerts: list[tuple[Alert, int]],
+                       now: float) -> None:
         if not alerts:
             return
-        now = self.clock()
-        async with self.redis.pipeline(transaction=False) as p:
-            p.zadd(self._ck(cell.id, "alerts"), {a.alert_id: now for a, _ in alerts})
-            if cell.escalate_to:
-                p.zadd(self._esc, {f"{a.alert_id}|{seq}|{cell.id}": now + cell.ack_timeout_s
-                                   for a, seq in alerts}, nx=True)
-            await p.execute()
+        p.zadd(self._ck(cell.id, "alerts"), {a.alert_id: now for a, _ in alerts})
+        if cell.escalate_to:
+            p.zadd(self._esc, {f"{a.alert_id}|{seq}|{cell.id}": now + cell.ack_timeout_s
+                               for a, seq in alerts}, nx=True)
 
     # delivery -----------------------------------------------------------
     async def _deliver_all(self, cell: Cell, n: Notification, tag: str, entry: str, ttl: float,
@@ -430,11 +524,20 @@ class Dispatcher:
 
     async def _deliver(self, cell: Cell, key: str, channel: Any, n: Notification,
                        ttl: float, alerts: list[Alert]) -> str:
-        kind = channel.type
-        now = self.clock()
+        """Claim, send, record: 'delivered', 'dedup', 'retry' or 'done' (failed for good)."""
         got = await self._nflog_claim(keys=[key],
-                                      args=[now, int(self.config.claim_s) or 1, ttl])
-        got = _s(got)
+                                      args=[self.clock(), int(self.config.claim_s) or 1, ttl])
+        writes: list[tuple[str, str, int]] = []
+        outcome = await self._send_claimed(cell, key, channel, n, ttl, alerts, _s(got), writes)
+        for k, v, ex in writes:
+            await self.redis.set(k, v, ex=ex)
+        return outcome
+
+    async def _send_claimed(self, cell: Cell, key: str, channel: Any, n: Notification,
+                            ttl: float, alerts: list[Alert], got: str,
+                            writes: list[tuple[str, str, int]]) -> str:
+        """Act on a claim answer; the nflog marks to write go to ``writes``."""
+        kind = channel.type
         if got.startswith("sent:"):
             self.metrics.notifications.labels(cell.id, kind, "deduplicated").inc()
             return "dedup"
@@ -457,7 +560,7 @@ class Dispatcher:
                         backoff = self.config.retry_base_s * 2**attempt
                         await asyncio.sleep(random.uniform(0, backoff))  # full jitter
                 else:
-                    await self.redis.set(key, f"sent:{self.clock()}", ex=self._keep(ttl))
+                    writes.append((key, f"sent:{self.clock()}", self._keep(ttl)))
                     self._delivered(cell, kind, n, alerts, attempt + 1)
                     await self.audit({"kind": "delivery", "receiver": cell.id, "channel": kind,
                                       "outcome": "delivered", "attempts": attempt + 1,
@@ -467,14 +570,14 @@ class Dispatcher:
                     return "delivered"
         now = self.clock()
         if now - first < self.config.give_up_s:
-            await self.redis.set(key, f"failed:{first}",
-                                 ex=max(1, int(self.config.give_up_s + self.config.claim_s)))
+            writes.append((key, f"failed:{first}",
+                           max(1, int(self.config.give_up_s + self.config.claim_s))))
             self.metrics.notifications.labels(cell.id, kind, "retrying").inc()
             await self.audit({"kind": "delivery", "receiver": cell.id, "channel": kind,
                               "outcome": "retrying", "error": last,
                               "notification_id": n.notification_id})
             return "retry"
-        await self.redis.set(key, f"sent:{self.clock()}", ex=self._keep(ttl))
+        writes.append((key, f"sent:{self.clock()}", self._keep(ttl)))
         self.metrics.notifications.labels(cell.id, kind, "failed").inc()
         self.metrics.dlq.labels("delivery_failed").inc()
         await self.dlq({"reason": "delivery_failed", "receiver": cell.id, "channel": kind,
@@ -504,7 +607,10 @@ class Dispatcher:
             url = (channel.url or self.config.webhook_url).format(cell=cell.id)
             secret = self.secrets.webhook_secrets.get(cell.id)
             key = secret.encode() if secret else self.config.webhook_secret
-            await webhook.deliver(self.http, url, n, key, self.config.timeout_s)
+            if self._http is None or self._http.closed:
+                self._http = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=256, limit_per_host=32))
+            await webhook.deliver(self._http, url, n, key, self.config.timeout_s)
         elif isinstance(channel, EmailChannel):
             if self.config.smtp is None:
                 raise DeliveryError("no SMTP server configured", retryable=False)
@@ -629,9 +735,21 @@ class Dispatcher:
     async def run(self, idle_s: float = 0.05) -> None:
         """Flush and escalate until cancelled. Redis errors are logged and retried."""
         last_gauge = 0.0
+        inflight: set[asyncio.Task[None]] = set()
         while True:
             try:
-                n = await self.flush_due()
+                n = 0
+                # Batches run side by side, so a hanging receiver holds up only its batch.
+                if len(inflight) < self.config.batches:
+                    now = self.clock()
+                    due = await self._claim_due(keys=[self._sched],
+                                                args=[now, now + self.config.lease_s, 512])
+                    if due:
+                        task = asyncio.create_task(self._flush_batch_safe(
+                            [_s(g) for g in due], now + self.config.lease_s))
+                        inflight.add(task)
+                        task.add_done_callback(inflight.discard)
+                        n = len(due)
                 n += await self.escalate_due()
                 if time.monotonic() - last_gauge > 15:
                     last_gauge = time.monotonic()

@@ -13,7 +13,7 @@ import hmac
 import json
 from typing import Any
 
-import httpx
+import aiohttp
 
 from services.notify.channels.base import DeliveryError, Notification
 
@@ -49,16 +49,18 @@ def sign(body: bytes, secret: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-async def deliver(client: httpx.AsyncClient, url: str, n: Notification,
+async def deliver(client: aiohttp.ClientSession, url: str, n: Notification,
                   secret: bytes | None, timeout: float) -> None:
     data = json.dumps(payload(n), separators=(",", ":"), default=str).encode()
     headers = {"Content-Type": "application/json", "Vigie-Notification-Id": n.notification_id}
     if secret:
         headers["Vigie-Signature"] = sign(data, secret)
     try:
-        resp = await client.post(url, content=data, headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
+        async with client.post(url, data=data, headers=headers,
+                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            status = resp.status
+            await resp.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise DeliveryError(f"{type(exc).__name__}") from None
-    if resp.status_code >= 300:
-        raise DeliveryError(f"HTTP {resp.status_code}", retryable=resp.status_code >= 500
-                            or resp.status_code == 429)
+    if status >= 300:
+        raise DeliveryError(f"HTTP {status}", retryable=status >= 500 or status == 429)

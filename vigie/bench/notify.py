@@ -1,0 +1,223 @@
+"""``vigie bench notify``: alerts/s from ``vigie.alerts.v1`` to a local webhook receiver.
+
+Publishes ``--alerts`` alerts (each its own group: ``group_by: ['...']``, so
+many groups; one in five critical, which also goes to hq) to the notify
+worker on the local stack and measures, per delivered (alert, cell), the time
+from publication to the receiver; throughput is alerts over the time from the
+first publication to the last delivery.
+
+Baseline, same run, same machine: when ``prometheus-alertmanager`` is
+installed, Alertmanager runs on loopback with the *same routing file* (its
+receivers given webhook configs to an identical local receiver), the same
+alerts are POSTed to its v2 API in batches, and the same figures are taken.
+Ratios are Vigie / Alertmanager (throughput: higher is better; p99: lower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from shared.kafka import ensure_topics
+from shared.localstack import LocalStack, _die_with_parent, free_port
+from vigie.receiver import WebhookReceiver
+from vigie.stack import Pipeline
+
+DEPTS = ["13", "76", "75", "69", "59", "33", "2A", "971"]
+
+
+def routing_doc() -> dict[str, Any]:
+    routes: list[dict[str, Any]] = [
+        {"receiver": "hq", "matchers": ['severity="critical"'], "continue": True}]
+    routes += [{"receiver": f"dept-{d}", "matchers": [f'department="{d}"']} for d in DEPTS]
+    return {
+        "route": {"receiver": "hq", "group_by": ["..."], "group_wait": "0s",
+                  "group_interval": "5m", "repeat_interval": "4h", "routes": routes},
+        "receivers": [{"name": "hq"}] + [{"name": f"dept-{d}"} for d in DEPTS],
+    }
+
+
+def alert_labels(i: int, run: str) -> dict[str, str]:
+    return {"rule": "bench", "severity": "critical" if i % 5 == 0 else "high",
+            "department": DEPTS[i % len(DEPTS)], "axis": "organisations", "case": f"{run}-{i}"}
+
+
+def expected_deliveries(n: int) -> int:
+    return n + sum(1 for i in range(n) if i % 5 == 0)
+
+
+def figures(sent: dict[str, float], rx: WebhookReceiver, key: str, n: int,
+            t0: float) -> dict[str, Any]:
+    lat, last = [], t0
+    for d in rx.deliveries:
+        for a in d.body.get("alerts", []):
+            case = a["labels"].get("case", "")
+            if case in sent:
+                lat.append(d.received_at - sent[case])
+                last = max(last, d.received_at)
+    lat.sort()
+    if not lat:
+        return {"delivered": 0}
+    return {
+        "alerts": n,
+        "deliveries": len(lat),
+        "expected_deliveries": expected_deliveries(n),
+        "alerts_per_s": round(n / max(1e-6, last - t0), 1),
+        "p50_ms": round(1000 * statistics.median(lat), 1),
+        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
+        "max_ms": round(1000 * lat[-1], 1),
+        "system": key,
+    }
+
+
+async def wait_deliveries(rx: WebhookReceiver, want: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(len(d.body.get("alerts", [])) for d in rx.deliveries) >= want:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float) -> dict[str, Any]:
+    rx = WebhookReceiver(secret=b"bench-secret").start()
+    routing = workdir / "routing.yml"
+    routing.write_text(yaml.safe_dump(routing_doc()))
+    p = Pipeline(workdir=workdir / "vigie", stack=stack, receiver=rx, topic_prefix="bench.",
+                 redis_prefix=f"vigiebench:{int(time.time())}",
+                 extra_env={"VIGIE_NOTIFY_ROUTING_FILE": str(routing),
+                            "VIGIE_LOG_LEVEL": "WARNING"})
+    p.workdir.mkdir(parents=True, exist_ok=True)
+    p._pseudo_key = "0" * 64  # unused by notify
+    await ensure_topics(stack.bootstrap, p.topics.all(), p.partitions)
+    await asyncio.to_thread(p.start_service, "notify")
+    try:
+        await asyncio.to_thread(p.wait_ready, 60, ["notify"])
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=2)
+        await producer.start()
+        sent: dict[str, float] = {}
+        run = f"v{int(time.time())}"
+        t0 = time.time()
+        try:
+            for i in range(n):
+                labels = alert_labels(i, run)
+                body: dict[str, Any] = {"alert_id": f"{run}-{i:06d}", "rule": "bench",
+                        "severity": labels["severity"], "labels": labels,
+                        "annotations": {"summary": f"bench {i}"},
+                        "starts_at": datetime.now(UTC).isoformat(), "evidence": []}
+                sent[labels["case"]] = time.time()
+                await producer.send(p.topics.alerts, json.dumps(body).encode(),
+                                    key=body["alert_id"].encode())
+            await producer.flush()
+        finally:
+            await producer.stop()
+        await wait_deliveries(rx, expected_deliveries(n), timeout)
+        return figures(sent, rx, "vigie", n, t0)
+    finally:
+        p.stop()
+
+
+async def run_alertmanager(binary: str, workdir: Path, n: int, timeout: float,
+                           batch: int) -> dict[str, Any]:
+    rx = WebhookReceiver().start()
+    doc = routing_doc()
+    for r in doc["receivers"]:
+        r["webhook_configs"] = [{"url": f"http://127.0.0.1:{rx.port}/cells/{r['name']}",
+                                 "send_resolved": False}]
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "alertmanager.yml"
+    cfg.write_text(yaml.safe_dump(doc))
+    port = free_port()
+    log = (workdir / "alertmanager.log").open("wb")
+    proc = subprocess.Popen(  # noqa: S603
+        [binary, f"--config.file={cfg}", f"--storage.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(200):
+                try:
+                    if (await client.get(f"{base}/-/ready")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+            sent: dict[str, float] = {}
+            run = f"a{int(time.time())}"
+            t0 = time.time()
+            for start in range(0, n, batch):
+                items = []
+                for i in range(start, min(n, start + batch)):
+                    labels = alert_labels(i, run)
+                    sent[labels["case"]] = time.time()
+                    items.append({"labels": {"alertname": "bench", **labels},
+                                  "annotations": {"summary": f"bench {i}"},
+                                  "startsAt": datetime.now(UTC).isoformat()})
+                r = await client.post(f"{base}/api/v2/alerts", json=items)
+                r.raise_for_status()
+        await wait_deliveries(rx, expected_deliveries(n), timeout)
+        return figures(sent, rx, "alertmanager", n, t0)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        rx.stop()
+
+
+def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
+    parser = argparse.ArgumentParser(prog="vigie bench notify", description=__doc__)
+    parser.add_argument("--alerts", type=int, default=2000, help="alerts to publish")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait")
+    parser.add_argument("--batch", type=int, default=64,
+                        help="alerts per POST to Alertmanager's API")
+    parser.add_argument("--no-alertmanager", action="store_true", help="skip the baseline")
+    try:
+        opts = parser.parse_args(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if opts.alerts < 1:
+        err.print("vigie: --alerts must be at least 1")
+        return 2
+    binary = None if opts.no_alertmanager else (
+        shutil.which("prometheus-alertmanager") or shutil.which("alertmanager"))
+    workdir = Path(tempfile.mkdtemp(prefix="vigie-bench-notify-"))
+    result: dict[str, Any] = {"bench": "notify", "alerts": opts.alerts}
+    with LocalStack(workdir=workdir / "stack") as stack:
+        result["vigie"] = asyncio.run(run_vigie(stack, workdir, opts.alerts, opts.timeout))
+    if binary:
+        am = asyncio.run(run_alertmanager(binary, workdir / "am", opts.alerts, opts.timeout,
+                                          opts.batch))
+        result["alertmanager"] = am
+        v = result["vigie"]
+        if am.get("alerts_per_s") and v.get("alerts_per_s"):
+            result["throughput_ratio"] = round(v["alerts_per_s"] / am["alerts_per_s"], 2)
+            result["p99_ratio"] = round(v["p99_ms"] / max(0.1, am["p99_ms"]), 2)
+    else:
+        result["alertmanager"] = None
+        result["note"] = "prometheus-alertmanager not installed: no baseline"
+    shutil.rmtree(workdir, ignore_errors=True)
+    if json_out:
+        out.print_json(json.dumps(result))
+    else:
+        out.print(result)
+    complete = result["vigie"].get("deliveries") == result["vigie"].get("expected_deliveries")
+    if not complete:
+        err.print("vigie: not every notification arrived before the timeout")
+    return 0 if complete else 1
