@@ -171,7 +171,7 @@ class DeliveryConfig:
     #: Per-receiver concurrent deliveries (per process).
     per_receiver: int = 4
     #: Flush batches in flight at once (per process).
-    batches: int = 8
+    batches: int = 16
     nflog_ttl_s: int = 7 * 86400
     smtp: email_channel.SmtpConfig | None = None
     matrix_homeserver: str | None = None
@@ -749,6 +749,7 @@ class Dispatcher:
                             [_s(g) for g in due], now + self.config.lease_s))
                         inflight.add(task)
                         task.add_done_callback(inflight.discard)
+                        task.add_done_callback(lambda _t: self.wake.set())
                         n = len(due)
                 n += await self.escalate_due()
                 if time.monotonic() - last_gauge > 15:

@@ -91,7 +91,8 @@ async def wait_deliveries(rx: WebhookReceiver, want: int, timeout: float) -> Non
         await asyncio.sleep(0.02)
 
 
-async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float) -> dict[str, Any]:
+async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float,
+                    workers: int = 1) -> dict[str, Any]:
     rx = WebhookReceiver(secret=b"bench-secret").start()
     routing = workdir / "routing.yml"
     routing.write_text(yaml.safe_dump(routing_doc()))
@@ -102,9 +103,14 @@ async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float) ->
     p.workdir.mkdir(parents=True, exist_ok=True)
     p._pseudo_key = "0" * 64  # unused by notify
     await ensure_topics(stack.bootstrap, p.topics.all(), p.partitions)
-    await asyncio.to_thread(p.start_service, "notify")
+    names = []
+    for w in range(workers):
+        await asyncio.to_thread(p.start_service, "notify", str(w) if w else "")
+        names.append("notify" + (str(w) if w else ""))
     try:
-        await asyncio.to_thread(p.wait_ready, 60, ["notify"])
+        await asyncio.to_thread(p.wait_ready, 60, names)
+        if workers > 1:
+            await asyncio.sleep(p.session_timeout)  # let the group settle on every member
         producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=2)
         await producer.start()
         sent: dict[str, float] = {}
@@ -124,9 +130,24 @@ async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float) ->
         finally:
             await producer.stop()
         await wait_deliveries(rx, expected_deliveries(n), timeout)
-        return figures(sent, rx, "vigie", n, t0)
+        return {**figures(sent, rx, "vigie", n, t0), "workers": workers}
     finally:
         p.stop()
+
+
+def start_alertmanager(binary: str, workdir: Path, doc: dict[str, Any],
+                       port: int) -> tuple[subprocess.Popen[bytes], Any]:
+    """Alertmanager on loopback, no clustering, with ``doc`` as its configuration."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "alertmanager.yml"
+    cfg.write_text(yaml.safe_dump(doc))
+    log = (workdir / "alertmanager.log").open("wb")
+    proc = subprocess.Popen(  # noqa: S603
+        [binary, f"--config.file={cfg}", f"--storage.path={workdir / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent, start_new_session=True)
+    return proc, log
 
 
 async def run_alertmanager(binary: str, workdir: Path, n: int, timeout: float,
@@ -136,16 +157,8 @@ async def run_alertmanager(binary: str, workdir: Path, n: int, timeout: float,
     for r in doc["receivers"]:
         r["webhook_configs"] = [{"url": f"http://127.0.0.1:{rx.port}/cells/{r['name']}",
                                  "send_resolved": False}]
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg = workdir / "alertmanager.yml"
-    cfg.write_text(yaml.safe_dump(doc))
     port = free_port()
-    log = (workdir / "alertmanager.log").open("wb")
-    proc = subprocess.Popen(  # noqa: S603
-        [binary, f"--config.file={cfg}", f"--storage.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent, start_new_session=True)
+    proc, log = await asyncio.to_thread(start_alertmanager, binary, workdir, doc, port)
     try:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(timeout=10) as client:
@@ -187,6 +200,8 @@ def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait")
     parser.add_argument("--batch", type=int, default=64,
                         help="alerts per POST to Alertmanager's API")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="notify worker processes (replicas sharing the partitions)")
     parser.add_argument("--no-alertmanager", action="store_true", help="skip the baseline")
     try:
         opts = parser.parse_args(args)
@@ -200,7 +215,8 @@ def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vigie-bench-notify-"))
     result: dict[str, Any] = {"bench": "notify", "alerts": opts.alerts}
     with LocalStack(workdir=workdir / "stack") as stack:
-        result["vigie"] = asyncio.run(run_vigie(stack, workdir, opts.alerts, opts.timeout))
+        result["vigie"] = asyncio.run(run_vigie(stack, workdir, opts.alerts, opts.timeout,
+                                                 max(1, opts.workers)))
     if binary:
         am = asyncio.run(run_alertmanager(binary, workdir / "am", opts.alerts, opts.timeout,
                                           opts.batch))
