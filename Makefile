@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format mypy unit all clean
+.PHONY: install tools demo test lint format mypy unit all clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,10 +16,21 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# Debian tools the tests call: promtool (prometheus), amtool (prometheus-alertmanager),
+# kubectl. Installed with apt-get when missing and running as root.
+TOOLS_PKGS := prometheus prometheus-alertmanager kubectl
+tools:
+	@if command -v promtool >/dev/null && command -v amtool >/dev/null \
+	    && command -v kubectl >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $(TOOLS_PKGS) >/dev/null; \
+	else echo "missing promtool/amtool/kubectl: apt-get install $(TOOLS_PKGS) (as root)"; exit 1; fi
+
 demo: install
 	$(BIN)/vigie demo
 
-test: install
+test: install tools
 	$(BIN)/python -m pytest
 
 unit: install
