@@ -91,8 +91,16 @@ async def wait_deliveries(rx: WebhookReceiver, want: int, timeout: float) -> Non
         await asyncio.sleep(0.02)
 
 
+async def pace(t0: float, i: int, rate: float) -> None:
+    """Sleep until alert ``i`` is due at ``rate`` alerts/s (0: as fast as possible)."""
+    if rate > 0:
+        delay = t0 + i / rate - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
 async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float,
-                    workers: int = 1) -> dict[str, Any]:
+                    workers: int = 1, rate: float = 0) -> dict[str, Any]:
     rx = WebhookReceiver(secret=b"bench-secret").start()
     routing = workdir / "routing.yml"
     routing.write_text(yaml.safe_dump(routing_doc()))
@@ -118,6 +126,7 @@ async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float,
         t0 = time.time()
         try:
             for i in range(n):
+                await pace(t0, i, rate)
                 labels = alert_labels(i, run)
                 body: dict[str, Any] = {"alert_id": f"{run}-{i:06d}", "rule": "bench",
                         "severity": labels["severity"], "labels": labels,
@@ -151,7 +160,7 @@ def start_alertmanager(binary: str, workdir: Path, doc: dict[str, Any],
 
 
 async def run_alertmanager(binary: str, workdir: Path, n: int, timeout: float,
-                           batch: int) -> dict[str, Any]:
+                           batch: int, rate: float = 0) -> dict[str, Any]:
     rx = WebhookReceiver().start()
     doc = routing_doc()
     for r in doc["receivers"]:
@@ -172,7 +181,10 @@ async def run_alertmanager(binary: str, workdir: Path, n: int, timeout: float,
             sent: dict[str, float] = {}
             run = f"a{int(time.time())}"
             t0 = time.time()
+            if rate > 0:
+                batch = max(1, min(batch, int(rate / 100)))  # a POST every ~10 ms
             for start in range(0, n, batch):
+                await pace(t0, start, rate)
                 items = []
                 for i in range(start, min(n, start + batch)):
                     labels = alert_labels(i, run)
@@ -202,6 +214,8 @@ def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
                         help="alerts per POST to Alertmanager's API")
     parser.add_argument("--workers", type=int, default=1,
                         help="notify worker processes (replicas sharing the partitions)")
+    parser.add_argument("--rate", type=float, default=0,
+                        help="alerts/s to publish (0: as fast as possible)")
     parser.add_argument("--no-alertmanager", action="store_true", help="skip the baseline")
     try:
         opts = parser.parse_args(args)
@@ -213,13 +227,13 @@ def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
     binary = None if opts.no_alertmanager else (
         shutil.which("prometheus-alertmanager") or shutil.which("alertmanager"))
     workdir = Path(tempfile.mkdtemp(prefix="vigie-bench-notify-"))
-    result: dict[str, Any] = {"bench": "notify", "alerts": opts.alerts}
+    result: dict[str, Any] = {"bench": "notify", "alerts": opts.alerts, "rate": opts.rate}
     with LocalStack(workdir=workdir / "stack") as stack:
         result["vigie"] = asyncio.run(run_vigie(stack, workdir, opts.alerts, opts.timeout,
-                                                 max(1, opts.workers)))
+                                                 max(1, opts.workers), opts.rate))
     if binary:
         am = asyncio.run(run_alertmanager(binary, workdir / "am", opts.alerts, opts.timeout,
-                                          opts.batch))
+                                          opts.batch, opts.rate))
         result["alertmanager"] = am
         v = result["vigie"]
         if am.get("alerts_per_s") and v.get("alerts_per_s"):
