@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -10,7 +11,19 @@ from shared.settings import Settings
 
 
 class CorrelateSettings(Settings):
-    #: How late (seconds, event time) an event may arrive and still count.
+    #: How late (seconds, event time) an event may arrive behind the newest one
+    #: seen and still count; later ones go to ``vigie.events.late``.
     allowed_lateness_s: Annotated[int, Field(ge=0)] = 7 * 86400
-    #: Window of the cross-agency target rule, in seconds (90 days).
-    target_window_s: Annotated[int, Field(ge=1)] = 90 * 86400
+    #: The rules directory (YAML); empty: the default pack shipped with Vigie.
+    rules_dir: Path | None = None
+    #: How often (seconds) the rules directory is checked for changes (SIGHUP: at once).
+    rules_reload_s: Annotated[float, Field(gt=0)] = 5.0
+    #: Events correlated together (one Redis round trip for all their rules).
+    batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
+    #: How long (seconds) a batch waits to fill up.
+    batch_within_s: Annotated[float, Field(gt=0, le=5)] = 0.01
+    #: Attempts on a Redis error before a batch is dead-lettered.
+    redis_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    #: ``batched`` (production); ``naive`` (one Redis round trip per rule and event)
+    #: and ``noop`` (decode only) exist for ``vigie bench correlate``.
+    engine_mode: Literal["batched", "naive", "noop"] = "batched"

@@ -1,98 +1,306 @@
-"""Correlation state in Redis: atomic, idempotent, expiring.
+"""Correlation state: atomic, idempotent, expiring.
 
-:class:`TargetState` tracks, per entity token, the latest sighting by each
-agency. One Lua call per event updates every token of the event and returns
-the matches, so the update is atomic and a replay changes nothing. Keys of one
-token share a hash tag (Redis Cluster ready).
+Two operations cover every kind:
+
+* :class:`WindowOp` (threshold, distinct, sequence): add one observation to a
+  group's event-time window and read back the observations within ``±lookback``
+  of it. Keys: a hash ``member → pointer`` and a sorted set ``member → event
+  time``, trimmed to ``keep_ms`` behind the newest observation.
+* :class:`GeoOp` (proximity, overlap): add one located observation to a rule's
+  Redis GEO set and read back the observations within a radius.
+
+A :class:`Claim` marks an alert as raised (and the group as suppressed), so a
+replay or a second worker never raises it twice.
+
+Each op is one Lua script over keys that share one hash tag, so it is atomic
+and runs unchanged on Redis Cluster. Adding an observation that is already
+there (same agency and event id) changes nothing: replays are idempotent.
+
+:class:`RedisState` sends a whole batch of ops in one pipelined round trip;
+:class:`MemoryState` has the same semantics in pure Python (unit tests only).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
-from shared.redis import Keys
+#: At most this many observations are read back per op (bounds Lua's unpack).
+MAX_READ = 500
 
-# KEYS[1] = hash agency -> pointer JSON, KEYS[2] = set of emitted alert windows
-# ARGV: agency, occurred_ms, pointer json, window_ms, ttl_s
-_SCRIPT = """
-local h, agency = KEYS[1], ARGV[1]
-local t, window, ttl = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local cur = redis.call('HGET', h, agency)
-if cur then
-  local ct = tonumber(cjson.decode(cur)['t'])
-  if ct >= t then
-    -- not newer: nothing changes (replay or older sighting)
-  else
-    redis.call('HSET', h, agency, ARGV[3])
-  end
-else
-  redis.call('HSET', h, agency, ARGV[3])
+_WINDOW_LUA = """
+local h, z = KEYS[1], KEYS[2]
+local t, look, ttl, keep = tonumber(ARGV[2]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local maxread = tonumber(ARGV[7])
+if redis.call('HSETNX', h, ARGV[1], ARGV[3]) == 1 then
+  redis.call('ZADD', z, t, ARGV[1])
 end
-redis.call('EXPIRE', h, ttl)
-local all = redis.call('HGETALL', h)
-local within = {}
-for i = 1, #all, 2 do
-  local p = cjson.decode(all[i + 1])
-  local pt = tonumber(p['t'])
-  if math.abs(pt - t) <= window then
-    table.insert(within, all[i + 1])
-  elseif pt < t - window then
-    redis.call('HDEL', h, all[i])
+local top = redis.call('ZREVRANGE', z, 0, 0, 'WITHSCORES')
+local cutoff = '(' .. tostring(tonumber(top[2]) - keep)
+local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff, 'LIMIT', 0, 1000)
+if #old > 0 then
+  redis.call('ZREM', z, unpack(old))
+  redis.call('HDEL', h, unpack(old))
+end
+redis.call('PEXPIRE', h, ttl)
+redis.call('PEXPIRE', z, ttl)
+local ms = redis.call('ZRANGEBYSCORE', z, t - look, t + look, 'LIMIT', 0, maxread)
+if #ms == 0 then return {} end
+return redis.call('HMGET', h, unpack(ms))
+"""
+
+_GEO_LUA = """
+local g, h, z = KEYS[1], KEYS[2], KEYS[3]
+local lon, lat, retain, now = ARGV[2], ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6])
+if redis.call('HSETNX', h, ARGV[1], ARGV[4]) == 1 then
+  redis.call('GEOADD', g, lon, lat, ARGV[1])
+  redis.call('ZADD', z, retain, ARGV[1])
+end
+local old = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. tostring(now), 'LIMIT', 0, 1000)
+if #old > 0 then
+  redis.call('ZREM', z, unpack(old))
+  redis.call('ZREM', g, unpack(old))
+  redis.call('HDEL', h, unpack(old))
+end
+redis.call('PEXPIRE', g, ARGV[8])
+redis.call('PEXPIRE', h, ARGV[8])
+redis.call('PEXPIRE', z, ARGV[8])
+local near = redis.call('GEOSEARCH', g, 'FROMLONLAT', lon, lat, 'BYRADIUS', ARGV[7], 'm',
+                        'ASC', 'COUNT', tonumber(ARGV[9]))
+local out = {}
+for _, m in ipairs(near) do
+  if m ~= ARGV[1] then
+    local p = redis.call('HGET', h, m)
+    if p then table.insert(out, p) end
   end
 end
-return within
+return out
+"""
+
+_CLAIM_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local s = tonumber(ARGV[2])
+if s > 0 then
+  local last = redis.call('GET', KEYS[2])
+  if last and math.abs(tonumber(last) - tonumber(ARGV[1])) < s then return 0 end
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+return 1
 """
 
 
 @dataclass(frozen=True, slots=True)
-class Sighting:
+class Obs:
+    """One observation (a pointer plus what the kinds need), stored as JSON."""
+
     agency: str
     event_id: str
-    occurred_ms: int
-    case_ref: str | None
-    contact: str | None
-    handling: str
+    t: int
+    type: str
+    case_ref: str | None = None
+    contact: str | None = None
+    handling: str = "restricted"
+    department: str | None = None
+    value: str | None = None
+    role: str | None = None
+    start: int | None = None
+    end: int | None = None
+
+    @property
+    def member(self) -> str:
+        return f"{self.agency}|{self.event_id}"
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"a": self.agency, "e": self.event_id, "t": self.occurred_ms,
-             "c": self.case_ref, "p": self.contact, "h": self.handling},
-            separators=(",", ":"),
-        )
+        d = {"a": self.agency, "e": self.event_id, "t": self.t, "y": self.type,
+             "c": self.case_ref, "p": self.contact, "h": self.handling, "d": self.department,
+             "v": self.value, "r": self.role, "s": self.start, "f": self.end}
+        return json.dumps({k: v for k, v in d.items() if v is not None}, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> Sighting:
+    def from_json(cls, raw: str | bytes) -> Obs:
         d: dict[str, Any] = json.loads(raw)
-        return cls(d["a"], d["e"], int(d["t"]), d.get("c"), d.get("p"), d.get("h", "restricted"))
+        return cls(d["a"], d["e"], int(d["t"]), d["y"], d.get("c"), d.get("p"),
+                   d.get("h", "restricted"), d.get("d"), d.get("v"), d.get("r"),
+                   d.get("s"), d.get("f"))
 
 
-class TargetState:
-    """Latest sighting of each token per agency, within a window."""
+@dataclass(frozen=True, slots=True)
+class WindowOp:
+    hash_key: str
+    zset_key: str
+    obs: Obs
+    lookback_ms: int
+    keep_ms: int
+    ttl_ms: int
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, window_ms: int, ttl_s: int) -> None:
-        self._redis = redis
-        self._keys = keys
-        self._window_ms = window_ms
-        self._ttl_s = ttl_s
-        self._script = redis.register_script(_SCRIPT)
 
-    async def observe(self, tokens: Sequence[str], sighting: Sighting) -> dict[str, list[Sighting]]:
-        """Record ``sighting`` for each token; return the sightings within the window per token."""
-        if not tokens:
-            return {}
-        payload = sighting.to_json()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for token in tokens:
-                await self._script(
-                    keys=[self._keys.tagged(token, "agencies")],
-                    args=[sighting.agency, sighting.occurred_ms, payload,
-                          self._window_ms, self._ttl_s],
-                    client=pipe,
-                )
+@dataclass(frozen=True, slots=True)
+class GeoOp:
+    geo_key: str
+    hash_key: str
+    zset_key: str
+    obs: Obs
+    lon: float
+    lat: float
+    retain_until: int
+    radius_m: float
+    ttl_ms: int
+
+
+Op = WindowOp | GeoOp
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    fired_key: str
+    suppress_key: str
+    t: int
+    suppress_ms: int
+    ttl_ms: int
+
+
+class State(Protocol):
+    async def apply(self, ops: list[Op]) -> list[list[Obs]]:
+        """Apply ``ops`` in order; the observations each one read back."""
+
+    async def claim(self, claims: list[Claim]) -> list[bool]:
+        """Mark alerts raised; False for each already raised or suppressed."""
+
+    async def release(self, claims: list[Claim]) -> None:
+        """Forget claims whose alerts could not be sent (they may be raised again)."""
+
+
+class RedisState:
+    """The state in Redis: one pipelined round trip per :meth:`apply`/:meth:`claim`.
+
+    ``naive=True`` sends one round trip per op instead (the benchmark's
+    baseline). Redis errors propagate; every op is idempotent, so the caller
+    may retry the whole batch.
+    """
+
+    def __init__(self, redis: aioredis.Redis, naive: bool = False) -> None:
+        self.redis = redis
+        self.naive = naive
+        self.round_trips = 0
+        self._window = redis.register_script(_WINDOW_LUA)
+        self._geo = redis.register_script(_GEO_LUA)
+        self._claim = redis.register_script(_CLAIM_LUA)
+
+    async def _queue(self, op: Op, client: Any) -> Any:
+        if isinstance(op, WindowOp):
+            return await self._window(
+                keys=[op.hash_key, op.zset_key],
+                args=[op.obs.member, op.obs.t, op.obs.to_json(), op.lookback_ms, op.ttl_ms,
+                      op.keep_ms, MAX_READ],
+                client=client,
+            )
+        return await self._geo(
+            keys=[op.geo_key, op.hash_key, op.zset_key],
+            args=[op.obs.member, op.lon, op.lat, op.obs.to_json(), op.retain_until, op.obs.t,
+                  op.radius_m, op.ttl_ms, MAX_READ],
+            client=client,
+        )
+
+    async def apply(self, ops: list[Op]) -> list[list[Obs]]:
+        if not ops:
+            return []
+        if self.naive:
+            out = []
+            for op in ops:
+                self.round_trips += 1
+                out.append(await self._queue(op, self.redis))
+            return [[Obs.from_json(r) for r in res] for res in out]
+        self.round_trips += 1
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for op in ops:
+                await self._queue(op, pipe)
             results = await pipe.execute()
-        return {tok: [Sighting.from_json(r) for r in res] for tok, res in zip(tokens, results, strict=True)}
+        return [[Obs.from_json(r) for r in res] for res in results]
+
+    async def claim(self, claims: list[Claim]) -> list[bool]:
+        if not claims:
+            return []
+        self.round_trips += 1
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for c in claims:
+                await self._claim(keys=[c.fired_key, c.suppress_key],
+                                  args=[c.t, c.suppress_ms, c.ttl_ms], client=pipe)
+            results = await pipe.execute()
+        return [bool(r) for r in results]
+
+    async def release(self, claims: list[Claim]) -> None:
+        if claims:
+            await self.redis.delete(*[c.fired_key for c in claims])
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (the haversine Redis GEO uses), in metres."""
+    r = 6372797.560856  # Redis' earth radius
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(a))
+
+
+class MemoryState:
+    """The same semantics as :class:`RedisState`, in memory (unit tests only;
+    no expiry by wall clock, trimming by event time as in the scripts)."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, dict[str, Obs]] = {}
+        self.geo: dict[str, dict[str, tuple[Obs, float, float, int]]] = {}
+        self.fired: set[str] = set()
+        self.suppressed: dict[str, int] = {}
+        self.round_trips = 0
+
+    async def apply(self, ops: list[Op]) -> list[list[Obs]]:
+        if ops:
+            self.round_trips += 1
+        out: list[list[Obs]] = []
+        for op in ops:
+            if isinstance(op, WindowOp):
+                w = self.windows.setdefault(op.hash_key, {})
+                w.setdefault(op.obs.member, op.obs)
+                newest = max(o.t for o in w.values())
+                for m in [m for m, o in w.items() if o.t < newest - op.keep_ms]:
+                    del w[m]
+                near = sorted((o for o in w.values() if abs(o.t - op.obs.t) <= op.lookback_ms),
+                              key=lambda o: (o.t, o.member))
+                out.append(near[:500])
+            else:
+                g = self.geo.setdefault(op.geo_key, {})
+                g.setdefault(op.obs.member, (op.obs, op.lat, op.lon, op.retain_until))
+                for m in [m for m, v in g.items() if v[3] < op.obs.t]:
+                    del g[m]
+                found = [(distance_m(op.lat, op.lon, la, lo), o) for o, la, lo, _ in g.values()
+                         if o.member != op.obs.member]
+                out.append([o for d, o in sorted(found, key=lambda x: x[0])
+                            if d <= op.radius_m])
+        return out
+
+    async def claim(self, claims: list[Claim]) -> list[bool]:
+        if claims:
+            self.round_trips += 1
+        res = []
+        for c in claims:
+            if c.fired_key in self.fired:
+                res.append(False)
+                continue
+            if c.suppress_ms > 0:
+                last = self.suppressed.get(c.suppress_key)
+                if last is not None and abs(last - c.t) < c.suppress_ms:
+                    res.append(False)
+                    continue
+                self.suppressed[c.suppress_key] = c.t
+            self.fired.add(c.fired_key)
+            res.append(True)
+        return res
+
+    async def release(self, claims: list[Claim]) -> None:
+        for c in claims:
+            self.fired.discard(c.fired_key)

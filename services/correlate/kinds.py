@@ -1,0 +1,151 @@
+"""The kinds' decisions: pure functions over the observations a state op read back.
+
+Each takes the rule, the current observation and the observations within the
+window (or radius) around it, and returns the :class:`Match` es the current
+observation completes. A match's ``anchor`` identifies it (with the rule and
+the group it feeds the alert's fingerprint), so the same state gives the same
+anchor whatever the arrival order of the events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from services.correlate.rules.model import (
+    DistinctRule,
+    OverlapRule,
+    ProximityRule,
+    SequenceRule,
+    ThresholdRule,
+)
+from services.correlate.state import Obs
+
+#: Candidates tried per sequence step (bounds the search on hot groups).
+_MAX_CANDIDATES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    anchor: str
+    evidence: tuple[Obs, ...]
+
+
+def _key(o: Obs) -> tuple[int, str]:
+    return (o.t, o.member)
+
+
+def _with_current(cur: Obs, seen: Sequence[Obs]) -> list[Obs]:
+    obs = {o.member: o for o in seen}
+    obs.setdefault(cur.member, cur)
+    return sorted(obs.values(), key=_key)
+
+
+def threshold(rule: ThresholdRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:
+    """The earliest run of ``count`` events spanning at most the window that includes ``cur``."""
+    obs = _with_current(cur, seen)
+    n = rule.count
+    i_cur = next(i for i, o in enumerate(obs) if o.member == cur.member)
+    for start in range(max(0, i_cur - n + 1), min(i_cur, len(obs) - n) + 1):
+        run = obs[start:start + n]
+        if len(run) == n and run[-1].t - run[0].t <= rule.window:
+            return [Match(run[0].member, tuple(run))]
+    return []
+
+
+def distinct(rule: DistinctRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:
+    """≥ ``count`` distinct values within the window of ``cur``; the evidence is the
+    earliest observation of each value, and the anchor the values with the
+    window bucket of the earliest: a new value (a third agency) is a new alert."""
+    if cur.value is None:
+        return []
+    first: dict[str, Obs] = {}
+    for o in _with_current(cur, seen):
+        if o.value is not None and abs(o.t - cur.t) <= rule.window:
+            first.setdefault(o.value, o)
+    if len(first) < rule.count:
+        return []
+    values = sorted(first)
+    earliest = min(first.values(), key=_key)
+    evidence = tuple(sorted(first.values(), key=_key))
+    return [Match(f"{','.join(values)}|{earliest.t // rule.window}", evidence)]
+
+
+def _steps(o: Obs) -> set[int]:
+    if not o.value or o.value == "u":
+        return set()
+    return {int(s) for s in o.value.split(",")}
+
+
+def sequence(rule: SequenceRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:
+    """The earliest chain of the steps, including ``cur``, within the window.
+
+    Ordered: strictly increasing (event time, then pointer) and no ``until``
+    event between its first and last step. Unordered: one event per step,
+    any order, spanning at most the window.
+    """
+    cur_steps = _steps(cur)
+    if not cur_steps:
+        return []
+    obs = _with_current(cur, seen)
+    untils = [o for o in obs if o.value == "u"]
+    n = len(rule.steps)
+    per_step = [[o for o in obs if i in _steps(o)][:_MAX_CANDIDATES] for i in range(n)]
+
+    def ok(chain: list[Obs]) -> bool:
+        ts = [o.t for o in chain]
+        if max(ts) - min(ts) > rule.window or cur not in chain:
+            return False
+        if len({o.member for o in chain}) != n:
+            return False
+        if rule.ordered:
+            lo, hi = chain[0], chain[-1]
+            return not any(_key(lo) <= _key(u) <= _key(hi) for u in untils)
+        return True
+
+    def search(i: int, chain: list[Obs]) -> list[Obs] | None:
+        if i == n:
+            return chain if ok(chain) else None
+        for o in per_step[i]:
+            if rule.ordered and chain and _key(o) <= _key(chain[-1]):
+                continue
+            if chain and abs(o.t - chain[0].t) > rule.window:
+                continue
+            found = search(i + 1, [*chain, o])
+            if found:
+                return found
+        return None
+
+    chain = search(0, [])
+    if chain is None:
+        return []
+    evidence = tuple(sorted(chain, key=_key))
+    return [Match("|".join(o.member for o in evidence), evidence)]
+
+
+def proximity(rule: ProximityRule, cur: Obs, near: Sequence[Obs]) -> list[Match]:
+    """A trigger with the references at most ``window`` before it (one alert per
+    trigger); a late reference completes the triggers already seen after it."""
+    if cur.role == "t":
+        refs = sorted((o for o in near if o.role == "r" and 0 <= cur.t - o.t <= rule.window),
+                      key=_key)
+        return [Match(cur.member, (*refs[:8], cur))] if refs else []
+    if cur.role == "r":
+        return [Match(o.member, (cur, o)) for o in sorted(near, key=_key)
+                if o.role == "t" and 0 <= o.t - cur.t <= rule.window]
+    return []
+
+
+def overlap(rule: OverlapRule, cur: Obs, near: Sequence[Obs]) -> list[Match]:
+    """Every other interval near ``cur`` that overlaps it (from another agency)."""
+    cs = cur.start if cur.start is not None else cur.t
+    ce = cur.end if cur.end is not None else cur.t
+    out = []
+    for o in sorted(near, key=_key):
+        if rule.different_agencies and o.agency == cur.agency:
+            continue
+        os_, oe = o.start if o.start is not None else o.t, o.end if o.end is not None else o.t
+        if cs <= oe and os_ <= ce:
+            pair = tuple(sorted((cur, o), key=lambda x: x.member))
+            out.append(Match("|".join(p.member for p in pair), pair))
+    return out
