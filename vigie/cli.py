@@ -38,6 +38,10 @@ routes_app = typer.Typer(help="Notification routing: test a label set.", no_args
 app.add_typer(rules_app, name="rules")
 app.add_typer(routes_app, name="routes")
 
+from vigie.scenario.cli import scenario_app  # noqa: E402
+
+app.add_typer(scenario_app, name="scenario")
+
 err = Console(stderr=True)
 out = Console()
 
