@@ -18,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,7 +31,7 @@ from aiokafka.client import AIOKafkaClient
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web import Request, Response, View
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from shared.logs import JsonFormatter
 from shared.settings import Settings
@@ -74,7 +77,13 @@ class Health:
     a background task, so ``/readyz`` itself never blocks on the network.
     """
 
-    def __init__(self, app: faust.App, bootstrap: list[str], interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        bootstrap: list[str],
+        interval: float = 2.0,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.app = app
         self.bootstrap = bootstrap
         self.interval = interval
@@ -84,10 +93,23 @@ class Health:
         self.last_error: dict[str, str] = {}
         self.started = time.monotonic()
         self._client: AIOKafkaClient | None = None
+        #: ``vigie_worker_ready{check}``: 1 when the check passed at its last run.
+        self.gauge: Gauge | None = None
+        if registry is not None:
+            self.gauge = Gauge(
+                "vigie_worker_ready",
+                "Readiness checks of this worker (1 passed, 0 failed), by check",
+                ["check"],
+                registry=registry,
+            )
+            for name in self.status:
+                self.gauge.labels(name).set(0)
 
     def add_check(self, name: str, check: Callable[[], Awaitable[Any]]) -> None:
         self.checks[name] = check
         self.status[name] = False
+        if self.gauge is not None:
+            self.gauge.labels(name).set(0)
 
     @property
     def ready(self) -> bool:
@@ -121,6 +143,9 @@ class Health:
                 self.status[name] = True
                 self.last_error.pop(name, None)
         self.status["assigned"] = self.assigned
+        if self.gauge is not None:
+            for name, ok in self.status.items():
+                self.gauge.labels(name).set(1 if ok else 0)
 
     async def _close_client(self) -> None:
         client, self._client = self._client, None
@@ -181,7 +206,7 @@ def create_app(
     setup_prometheus_sensors(
         app, pattern="/metrics", registry=registry, name_prefix=f"vigie_{service}_faust"
     )
-    health = Health(app, settings.bootstrap_servers)
+    health = Health(app, settings.bootstrap_servers, registry=registry)
 
     @app.page("/livez")
     async def livez(self: View, request: Request) -> Response:
@@ -226,10 +251,36 @@ def on_stop(app: faust.App, fn: Callable[[], Awaitable[Any]]) -> None:
 class _Worker(faust.Worker):  # type: ignore[misc]
     """A Faust worker whose logs are Vigie's JSON lines."""
 
-    def __init__(self, *args: Any, service: str, log_format: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        service: str,
+        log_format: str,
+        shutdown_timeout: float = 20.0,
+        **kwargs: Any,
+    ) -> None:
         self._vigie_service = service
         self._vigie_format = log_format
+        self._vigie_shutdown_timeout = shutdown_timeout
+        self._vigie_watchdog: threading.Timer | None = None
         super().__init__(*args, **kwargs)
+
+    def _schedule_shutdown(self, signum: signal.Signals) -> None:
+        """Stop gracefully, but never for longer than the shutdown timeout.
+
+        The graceful path (Faust: stop the agents, commit offsets, close the
+        producer, run the ``on_stop`` callbacks) runs on the event loop; a
+        watchdog thread ends the process with code 70 (EX_SOFTWARE) if it has
+        not finished after ``shutdown_timeout`` seconds, so a stuck close
+        never outlives the pod's grace period.
+        """
+        if self._vigie_watchdog is None:
+            log.info("stopping", extra={"signal": signum.name,
+                                        "timeout_s": self._vigie_shutdown_timeout})
+            self._vigie_watchdog = threading.Timer(self._vigie_shutdown_timeout, _force_exit)
+            self._vigie_watchdog.daemon = True
+            self._vigie_watchdog.start()
+        super()._schedule_shutdown(signum)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         if self._vigie_format == "json":
@@ -239,13 +290,24 @@ class _Worker(faust.Worker):  # type: ignore[misc]
             logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
 
 
+def _force_exit() -> None:
+    log.error("graceful stop took too long: exiting")
+    logging.shutdown()
+    os._exit(70)
+
+
 def run_worker(app: faust.App, service: str, settings: Settings) -> int:
-    """Run ``app`` as a worker until SIGTERM/SIGINT; return the exit code."""
+    """Run ``app`` as a worker until SIGTERM/SIGINT; return the exit code.
+
+    On SIGTERM/SIGINT the worker stops gracefully (0) within
+    ``settings.shutdown_timeout_s``, or the process exits with code 70.
+    """
     worker = _Worker(
         app,
         loglevel=settings.log_level,
         service=service,
         log_format=settings.log_format,
+        shutdown_timeout=settings.shutdown_timeout_s,
         quiet=True,
         override_logging=True,
     )

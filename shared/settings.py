@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     #: Where Faust keeps its working files (nothing durable: tables are not
     #: used). Must be writable: in a pod, an ``emptyDir`` mounted on /tmp.
     data_dir: Path = Path(tempfile.gettempdir()) / "vigie"
+    #: Upper bound (seconds) on a graceful stop after SIGTERM/SIGINT: stop
+    #: consuming, finish in-flight work, commit, close. Past it the process
+    #: exits with code 70 (EX_SOFTWARE). Keep it below the pod's
+    #: terminationGracePeriodSeconds (30 s).
+    shutdown_timeout_s: Annotated[float, Field(gt=0, le=600)] = 20.0
     log_level: str = "INFO"
     #: ``json`` (one object a line, for machines) or ``text`` (for people).
     log_format: str = "json"
