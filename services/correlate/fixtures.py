@@ -1,0 +1,217 @@
+"""Rule fixtures: events in, expected alerts out, through the real engine and Redis.
+
+A fixture file (YAML)::
+
+    rule: violence_cluster          # the alerts compared (default: this rule only)
+    rules: ../my-rules              # optional rules directory (default: the shipped pack)
+    cases:
+      - name: positive
+        events:                     # processed one at a time, in this order
+          - {id: s1, agency: police, type: shooting, at: "2026-03-01T10:00:00Z",
+             dept: "13", lat: 43.3, lon: 5.38, entities: {phone: tok-a},
+             details: {...}, handling: secret}
+        expect:                     # one item per alert: its rule (default: the
+          - {evidence: [s1, s2, s3]} # file's) and its evidence's event ids
+        late: [s0]                  # events expected on vigie.events.late
+
+Every case runs on a fresh key prefix; then all its events are replayed in
+one batch, which must raise no alert more. :func:`run_file` returns one
+:class:`CaseResult` per case; :func:`cli_rules_test` prints a table and
+returns non-zero on any mismatch or error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from services.correlate.engine import Engine
+from services.correlate.rules import DEFAULT_DIR, FIXTURES_DIR
+from services.correlate.rules.loader import RuleError, RuleSet, load_dir
+from services.correlate.state import RedisState
+from shared.models import NormalizedEvent
+from shared.redis import Keys, RedisUnreachable, check_redis
+
+#: Allowed lateness used by fixtures (the service default: 7 days).
+LATENESS_MS = 7 * 86_400_000
+#: A fixed clock: fixtures never depend on the wall clock.
+CLOCK_MS = 1_800_000_000_000
+
+
+class FixtureError(ValueError):
+    """A fixture file that cannot be read; the message names the file and case."""
+
+
+@dataclass
+class CaseResult:
+    file: str
+    case: str
+    expected: list[tuple[str, tuple[str, ...]]]
+    got: list[tuple[str, tuple[str, ...]]]
+    late_expected: list[str]
+    late_got: list[str]
+    replay_alerts: int
+
+    @property
+    def ok(self) -> bool:
+        return (Counter(self.expected) == Counter(self.got)
+                and sorted(self.late_expected) == sorted(self.late_got)
+                and self.replay_alerts == 0)
+
+
+def to_event(raw: dict[str, Any]) -> NormalizedEvent:
+    """The compact fixture form of an event → a :class:`NormalizedEvent`."""
+    raw = dict(raw)
+    location = dict(raw.pop("location", {}) or {})
+    for short, name in (("dept", "department"), ("lat", "lat"), ("lon", "lon"),
+                        ("site", "site"), ("h3", "h3"), ("insee", "insee")):
+        if short in raw:
+            location[name] = raw.pop(short)
+    entities = []
+    for kind, tokens in (raw.pop("entities", {}) or {}).items():
+        for token in tokens if isinstance(tokens, list) else [tokens]:
+            entities.append({"kind": kind, "token": f"fx:{token}"})
+    doc = {"event_id": raw.pop("id"), "occurred_at": raw.pop("at"), "location": location,
+           "entities": entities, **raw}
+    doc.setdefault("case_ref", f"case-{doc['event_id']}")
+    doc.setdefault("contact", f"unit-{doc['agency']}")
+    return NormalizedEvent.model_validate(doc)
+
+
+def _alert_key(rule: str, ids: list[str] | tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    return (rule, tuple(sorted(ids)))
+
+
+async def run_case(redis: aioredis.Redis, rules: RuleSet, scope: set[str], file: str,
+                   case: dict[str, Any], default_rule: str) -> CaseResult:
+    """Run one case on a fresh key prefix (deleted afterwards)."""
+    name = str(case.get("name", "?"))
+    try:
+        events = [to_event(e) for e in case.get("events", [])]
+    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
+        raise FixtureError(f"{file}: case {name!r}: bad event: {exc}") from None
+    expected = [_alert_key(str(x.get("rule", default_rule)), [str(i) for i in x["evidence"]])
+                for x in case.get("expect", []) or []]
+    prefix = f"vigie-fixture:{uuid.uuid4().hex[:12]}"
+    engine = Engine(rules, RedisState(redis), Keys(prefix), LATENESS_MS, clock=lambda: CLOCK_MS)
+    got: list[tuple[str, tuple[str, ...]]] = []
+    late: list[str] = []
+    try:
+        for event in events:
+            outcome = await engine.process([event])
+            late += [e.event_id for e in outcome.late]
+            got += [_alert_key(a.rule, [e.event_id for e in a.evidence])
+                    for a, _ in outcome.alerts if a.rule in scope]
+        replay = await engine.process(events)
+        replay_alerts = sum(1 for a, _ in replay.alerts if a.rule in scope)
+    finally:
+        async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+            await redis.delete(key)
+    return CaseResult(file, name, expected, got, [str(i) for i in case.get("late", []) or []],
+                      late, replay_alerts)
+
+
+def fixture_files(path: Path | None) -> list[Path]:
+    path = path or FIXTURES_DIR
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FixtureError(f"{path}: no such fixture file or directory")
+    files = sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"})
+    if not files:
+        raise FixtureError(f"{path}: no fixture files")
+    return files
+
+
+async def run_file(redis: aioredis.Redis, file: Path) -> list[CaseResult]:
+    """Every case of one fixture file. Raises :class:`FixtureError` or :class:`RuleError`."""
+    try:
+        doc = yaml.safe_load(await asyncio.to_thread(file.read_text))
+    except yaml.YAMLError as exc:
+        raise FixtureError(f"{file.name}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
+        raise FixtureError(f"{file.name}: expected a mapping with 'cases: [...]'")
+    rules_dir = (file.parent / doc["rules"]) if doc.get("rules") else DEFAULT_DIR
+    rules = load_dir(rules_dir)
+    default_rule = str(doc.get("rule", ""))
+    scope = set(doc.get("scope") or [default_rule])
+    unknown = scope - set(rules.by_id)
+    if unknown:
+        raise FixtureError(f"{file.name}: unknown rule(s) {sorted(unknown)}")
+    return [await run_case(redis, rules, scope, file.name, case, default_rule)
+            for case in doc["cases"]]
+
+
+async def run_all(redis_url: str, path: Path | None) -> list[CaseResult]:
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        results: list[CaseResult] = []
+        for file in fixture_files(path):
+            results += await run_file(redis, file)
+        return results
+    finally:
+        await redis.aclose()
+
+
+def _fmt(alerts: list[tuple[str, tuple[str, ...]]]) -> str:
+    return "\n".join(f"{r}: {','.join(ids)}" for r, ids in sorted(alerts)) or "-"
+
+
+async def _redis_url() -> str | None:
+    import os
+
+    url = os.environ.get("VIGIE_REDIS_URL", "")
+    if url:
+        try:
+            await check_redis(url, timeout=1.0)
+        except RedisUnreachable:
+            return None
+        return url
+    return None
+
+
+def cli_rules_test(path: Path | None, out: Console, err: Console) -> int:
+    """``vigie rules test [PATH]``: 0 if every case matches, 1 on a mismatch, 2 on an error.
+
+    Uses the Redis at ``VIGIE_REDIS_URL`` when it answers, else starts a private
+    one (``shared.localstack``) for the run.
+    """
+    from shared.localstack import LocalStack, LocalStackError
+
+    stack: LocalStack | None = None
+    try:
+        url = asyncio.run(_redis_url())
+        if url is None:
+            stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="vigie-rules-")))
+            stack.start_redis()
+            url = stack.redis_url
+        results = asyncio.run(run_all(url, path))
+    except (FixtureError, RuleError, LocalStackError, RedisUnreachable, OSError) as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        return 2
+    finally:
+        if stack is not None:
+            stack.stop()
+    table = Table(title="Rule fixtures")
+    for col in ("file", "case", "expected", "got", "late", "replay", "result"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.file, r.case, _fmt(r.expected), _fmt(r.got),
+                      ",".join(r.late_got) or "-",
+                      "ok" if r.replay_alerts == 0 else f"+{r.replay_alerts}",
+                      "[green]PASS[/]" if r.ok else "[red]FAIL[/]")
+    out.print(table)
+    failed = [r for r in results if not r.ok]
+    out.print(f"{len(results) - len(failed)}/{len(results)} cases pass")
+    return 1 if failed else 0
