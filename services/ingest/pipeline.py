@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.ingest.normalize import BadIdentifier, normalize_entity
+from services.ingest.normalize import BadIdentifier, department_of_insee, h3_cell, normalize_entity
 from services.ingest.pseudonymize import Pseudonymizer
-from services.ingest.validate import Rejection, decode
+from services.ingest.validate import Headers, Rejection, decode
 from shared.models import EntityToken, InboundEvent, NormalizedEvent, NormalizedLocation
 
 
@@ -41,9 +41,13 @@ class Refused:
     record: dict[str, Any]
 
 
-def dlq_record(raw: bytes | None, source: Source, rejection: Rejection, now: datetime) -> dict[str, Any]:
-    """The dead-letter record: original bytes (base64), source, reason code, message."""
+def dlq_record(
+    raw: bytes | None, source: Source, rejection: Rejection, now: datetime, headers: Headers = None
+) -> dict[str, Any]:
+    """The dead-letter record (``vigie.dlq.v1``): original bytes and headers (base64),
+    source coordinates, reason code, field path and a human message."""
     return {
+        "schema": "vigie.dlq.v1",
         "reason": rejection.reason,
         "message": rejection.message,
         "field": rejection.field,
@@ -54,24 +58,41 @@ def dlq_record(raw: bytes | None, source: Source, rejection: Rejection, now: dat
             "timestamp_ms": source.timestamp_ms,
         },
         "original_b64": base64.b64encode(raw or b"").decode(),
+        "headers": [[k, base64.b64encode(v or b"").decode()] for k, v in headers or ()],
         "rejected_at": now.isoformat(),
     }
 
 
-def normalize(event: InboundEvent, pseudo: Pseudonymizer, source: Source, now: datetime) -> NormalizedEvent:
-    """Normalise and pseudonymise; raises :class:`BadIdentifier`."""
+def normalize(
+    event: InboundEvent, pseudo: Pseudonymizer, source: Source, now: datetime
+) -> NormalizedEvent:
+    """Normalise and pseudonymise; raises :class:`BadIdentifier` (message names the entity).
+
+    The département is derived from the INSEE code when absent; the H3 cell
+    comes from the coordinates.
+    """
     entities = []
-    for ent in event.entities:
-        canonical = normalize_entity(ent.kind.value, ent.value)
+    for i, ent in enumerate(event.entities):
+        try:
+            canonical = normalize_entity(ent.kind.value, ent.value)
+        except BadIdentifier as exc:
+            raise BadIdentifier(f"entities.{i}.value: {exc}") from None
         entities.append(EntityToken(kind=ent.kind, token=pseudo.token(ent.kind.value, canonical)))
     loc = event.location
-    location = NormalizedLocation(
-        lat=loc.lat if loc else None,
-        lon=loc.lon if loc else None,
-        insee=loc.insee if loc else None,
-        department=loc.department if loc else None,
-        site=loc.site if loc else None,
-    )
+    if loc is None:
+        location = NormalizedLocation()
+    else:
+        dept = loc.department
+        if dept is None and loc.insee is not None:
+            dept = department_of_insee(loc.insee)
+        location = NormalizedLocation(
+            lat=loc.lat,
+            lon=loc.lon,
+            insee=loc.insee,
+            department=dept,
+            site=loc.site,
+            h3=h3_cell(loc.lat, loc.lon),
+        )
     return NormalizedEvent(
         event_id=event.event_id,
         agency=event.agency,
@@ -102,14 +123,33 @@ def process(
     now: datetime,
     max_bytes: int,
     future_tolerance: timedelta,
+    headers: Headers = None,
 ) -> Accepted | Refused:
-    """Decide what becomes of one inbound message. Never raises."""
-    decoded = decode(raw, source.agency, now, max_bytes, future_tolerance)
+    """Decide what becomes of one inbound message. Never raises: an unexpected
+    error (a bug) becomes a :class:`Refused` with reason ``internal_error``."""
+    try:
+        return _process(raw, source, pseudo, now, max_bytes, future_tolerance, headers)
+    except Exception as exc:  # never let one message crash the worker
+        rej = Rejection("internal_error", f"{type(exc).__name__} while processing")
+        return Refused(rej.reason, dlq_record(raw, source, rej, now, headers))
+
+
+def _process(
+    raw: bytes | None,
+    source: Source,
+    pseudo: Pseudonymizer,
+    now: datetime,
+    max_bytes: int,
+    future_tolerance: timedelta,
+    headers: Headers,
+) -> Accepted | Refused:
+    decoded = decode(raw, source.agency, now, max_bytes, future_tolerance, headers)
     if isinstance(decoded, Rejection):
-        return Refused(decoded.reason, dlq_record(raw, source, decoded, now))
+        return Refused(decoded.reason, dlq_record(raw, source, decoded, now, headers))
     try:
         event = normalize(decoded, pseudo, source, now)
     except BadIdentifier as exc:
-        rej = Rejection("bad_identifier", str(exc), "entities")
-        return Refused(rej.reason, dlq_record(raw, source, rej, now))
+        field = str(exc).split(":", 1)[0]
+        rej = Rejection("bad_identifier", str(exc), field)
+        return Refused(rej.reason, dlq_record(raw, source, rej, now, headers))
     return Accepted(event, partition_key(event))

@@ -27,6 +27,13 @@ class IngestSettings(Settings):
     future_tolerance_s: Annotated[int, Field(ge=0)] = 300
     #: Messages larger than this are refused unread.
     max_message_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    #: Messages handled together: one Redis round trip per batch.
+    batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
+    #: How long (seconds) a partial batch waits for more messages.
+    batch_within_s: Annotated[float, Field(gt=0, le=5)] = 0.01
+    #: Attempts at a Redis or producer call before the batch's events are
+    #: dead-lettered with reason ``internal_error``.
+    retries: Annotated[int, Field(ge=1, le=10)] = 3
 
     def key_bytes(self) -> bytes:
         """The HMAC key; raises ``ValueError`` with one line when none is set."""
