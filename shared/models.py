@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -135,7 +136,11 @@ def _check_department(value: str) -> str:
     return value
 
 
-Department = Annotated[str, AfterValidator(_check_department)]
+Department = Annotated[
+    str,
+    AfterValidator(_check_department),
+    WithJsonSchema({"type": "string", "pattern": _DEPARTMENT.pattern}),
+]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
@@ -153,9 +158,9 @@ class Location(BaseModel):
 
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
-    insee: str | None = None
+    insee: Annotated[str, Field(json_schema_extra={"pattern": _INSEE.pattern})] | None = None
     department: Department | None = None
-    site: str | None = None
+    site: Annotated[str, Field(json_schema_extra={"pattern": _LOCODE.pattern})] | None = None
 
     @field_validator("insee")
     @classmethod
@@ -196,7 +201,8 @@ class InboundEvent(BaseModel):
     reported_at: UtcDatetime | None = None
     location: Location | None = None
     entities: Annotated[list[Entity], Field(max_length=64)] = Field(default_factory=list)
-    details: dict[str, Any] = Field(default_factory=dict)
+    #: Type-specific and open, but bounded (the message size bounds the rest).
+    details: Annotated[dict[str, Any], Field(max_length=64)] = Field(default_factory=dict)
     handling: Handling = Handling.RESTRICTED
     case_ref: ShortText | None = None
     contact: ShortText | None = None
