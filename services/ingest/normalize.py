@@ -113,7 +113,7 @@ def normalize_vessel(value: str) -> str:
 def normalize_container(value: str) -> str:
     """ISO 6346 container number, check digit verified: ``CSQU3054383``."""
     try:
-        return str(iso6346.validate(value))
+        return str(iso6346.validate(_GENERIC_SEP.sub("", value)))
     except StdnumError:
         raise BadIdentifier("container: not an ISO 6346 number with a valid check digit") from None
 

@@ -103,7 +103,7 @@ def decode(
     if _is_binary_ce(headers):
         try:
             data = _cloudevent_data(raw, headers, structured=False)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             return Rejection("not_json", f"CloudEvent data is not JSON: {type(exc).__name__}")
         except Exception as exc:  # the SDK raises its own validation errors
             return Rejection("bad_cloudevent", f"binary CloudEvent: {str(exc)[:200]}")
