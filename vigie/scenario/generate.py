@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 from schwifty import IBAN
 
 from shared.models import InboundEvent
@@ -220,7 +221,7 @@ class _Gen:
         """A never-used identifier of ``kind``: (canonical, written)."""
         for _ in range(1000):
             canonical, written = self._make(kind)
-            if canonical not in self.used:
+            if canonical and canonical not in self.used:
                 self.used.add(canonical)
                 return canonical, written
         raise ValueError(f"cannot find a fresh {kind}")
@@ -229,6 +230,8 @@ class _Gen:
         r = self.rng
         if kind == "phone":
             digits = f"{r.choice('67')}{r.randrange(10**8):08d}"
+            if not phonenumbers.is_valid_number(phonenumbers.parse("+33" + digits)):
+                return "", ""  # an unallocated range: _make is called again
             pairs = " ".join(digits[i : i + 2] for i in range(1, 9, 2))
             return f"phone:+33{digits}", f"+33 {digits[0]} {pairs}"
         if kind == "vehicle":

@@ -121,3 +121,12 @@ def test_cli_writes_files_and_refuses_bad_arguments(tmp_path: Path) -> None:
 def test_impossible_arguments_raise() -> None:
     with pytest.raises(ValueError):
         generate(1, 2)
+
+
+def test_every_identifier_passes_ingest_normalisation() -> None:
+    from services.ingest.normalize import normalize_entity
+
+    s = generate(9, 14)
+    for ev in s.events:
+        for ent in ev.get("entities", []):
+            normalize_entity(ent["kind"], ent["value"])
