@@ -1,8 +1,8 @@
 """Compare what cells received with a scenario's expectations.
 
 :func:`running_rules` says which rule ids the correlate code in this tree
-actually evaluates: the rule pack when correlate's app loads it, else the
-skeleton's single built-in rule. Only those rules' expectations can be
+actually evaluates: the ids of the rule pack when correlate's app loads it
+(its source refers to the loader), else the skeleton's single built-in rule. Only those rules' expectations can be
 checked; :func:`compare` reports the others as *unchecked*, never as passed.
 """
 
@@ -26,9 +26,7 @@ def running_rules() -> set[str]:
         ruleset: Any = load_dir(DEFAULT_DIR)
         rules = getattr(ruleset, "rules", ruleset)
         return {getattr(r, "id", str(r)) for r in rules}
-    from services.correlate.target import RULE_ID
-
-    return {RULE_ID}
+    return {"target_deconfliction"}  # the walking skeleton's single built-in rule
 
 
 @dataclass
