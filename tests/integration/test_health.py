@@ -61,7 +61,10 @@ def private_redis(tmp_path: Path) -> Iterator[LocalStack]:
 
 
 def test_ready_not_ready_and_graceful_sigterm(
-    stack: LocalStack, private_redis: LocalStack, tmp_path: Path, topic_prefix: str,
+    stack: LocalStack,
+    private_redis: LocalStack,
+    tmp_path: Path,
+    topic_prefix: str,
     redis_prefix: str,
 ) -> None:
     port = free_port()
@@ -86,7 +89,10 @@ def test_ready_not_ready_and_graceful_sigterm(
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "vigie", "run", "ingest"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     try:
         # Ready within 10 s of start (the consumer joined its group on Tansu).

@@ -16,8 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "metrics.md"
 
-_ROW = re.compile(r"^\|\s*`(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)`\s*\|\s*(?P<type>\w+)\s*\|"
-                  r"\s*(?P<labels>[^|]*)\|")
+_ROW = re.compile(
+    r"^\|\s*`(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)`\s*\|\s*(?P<type>\w+)\s*\|"
+    r"\s*(?P<labels>[^|]*)\|"
+)
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,9 @@ def documented(path: Path = DOC) -> dict[str, Documented]:
 
 def is_grouped(name: str) -> bool:
     """Metrics documented as a group: Faust's sensor, process and Python collectors."""
-    return (
-        re.match(r"^vigie_(ingest|correlate|notify)_faust_", name) is not None
-        or name.startswith(("process_", "python_"))
-    )
+    return re.match(
+        r"^vigie_(ingest|correlate|notify)_faust_", name
+    ) is not None or name.startswith(("process_", "python_"))
 
 
 def rows(families: list[tuple[str, str, list[str], str]]) -> str:

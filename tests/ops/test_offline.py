@@ -34,8 +34,11 @@ from shared.topics import Topics
 from tests.ops.metricsdoc import ROOT, documented
 
 DEPLOY = ROOT / "deploy" / "k8s"
-TARGETS = {"base": DEPLOY / "base", "dev": DEPLOY / "overlays" / "dev",
-           "prod": DEPLOY / "overlays" / "prod"}
+TARGETS = {
+    "base": DEPLOY / "base",
+    "dev": DEPLOY / "overlays" / "dev",
+    "prod": DEPLOY / "overlays" / "prod",
+}
 K8S_VERSION = "1.30.0"
 SERVICES = ("ingest", "correlate", "notify")
 BIN = Path(sys.executable).parent
@@ -77,13 +80,22 @@ def _of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]
 def test_every_target_renders_the_whole_set(rendered: dict[str, Path]) -> None:
     for name, path in rendered.items():
         docs = _docs(path)
-        for kind in ("Deployment", "Service", "ServiceMonitor", "PodDisruptionBudget",
-                     "ScaledObject"):
+        for kind in (
+            "Deployment",
+            "Service",
+            "ServiceMonitor",
+            "PodDisruptionBudget",
+            "ScaledObject",
+        ):
             assert set(_of_kind(docs, kind)) == {f"vigie-{s}" for s in SERVICES}, (name, kind)
         assert "vigie" in _of_kind(docs, "PrometheusRule")
         assert len(_of_kind(docs, "NetworkPolicy")) >= 3
-        dash = [d for d in docs if d["kind"] == "ConfigMap"
-                and d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+        dash = [
+            d
+            for d in docs
+            if d["kind"] == "ConfigMap"
+            and d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+        ]
         assert len(dash) == 1, name
         if name != "base":
             ns = {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"}
@@ -94,24 +106,30 @@ def test_a_kafkatopic_for_every_topic_dlq_and_audit_kept_longer(
     rendered: dict[str, Path],
 ) -> None:
     for name in ("dev", "prod"):
-        topics = {d["spec"]["topicName"]: d["spec"]
-                  for d in _of_kind(_docs(rendered[name]), "KafkaTopic").values()}
+        topics = {
+            d["spec"]["topicName"]: d["spec"]
+            for d in _of_kind(_docs(rendered[name]), "KafkaTopic").values()
+        }
         assert set(topics) == set(Topics().all()), name
         retention = {t: int(s["config"]["retention.ms"]) for t, s in topics.items()}
-        longest_data = max(retention[t] for t in (*Topics().all_inbound, Topics().events,
-                                                  Topics().alerts))
+        longest_data = max(
+            retention[t] for t in (*Topics().all_inbound, Topics().events, Topics().alerts)
+        )
         for kept in (Topics().events_dlq, Topics().notifications_dlq, Topics().notifications):
             assert retention[kept] > longest_data, kept
-    prod = {d["spec"]["topicName"]: d["spec"]
-            for d in _of_kind(_docs(rendered["prod"]), "KafkaTopic").values()}
-    assert all(s["replicas"] == 3 and s["config"]["min.insync.replicas"] == 2
-               for s in prod.values())
+    prod = {
+        d["spec"]["topicName"]: d["spec"]
+        for d in _of_kind(_docs(rendered["prod"]), "KafkaTopic").values()
+    }
+    assert all(
+        s["replicas"] == 3 and s["config"]["min.insync.replicas"] == 2 for s in prod.values()
+    )
     # KEDA never scales past the partitions of the topic a service reads.
     scaled = _of_kind(_docs(rendered["prod"]), "ScaledObject")
-    assert scaled["vigie-correlate"]["spec"]["maxReplicaCount"] <= prod[Topics().events][
-        "partitions"]
-    assert scaled["vigie-notify"]["spec"]["maxReplicaCount"] <= prod[Topics().alerts][
-        "partitions"]
+    assert (
+        scaled["vigie-correlate"]["spec"]["maxReplicaCount"] <= prod[Topics().events]["partitions"]
+    )
+    assert scaled["vigie-notify"]["spec"]["maxReplicaCount"] <= prod[Topics().alerts]["partitions"]
 
 
 def test_deployments_are_hardened_and_hold_no_secret(rendered: dict[str, Path]) -> None:
@@ -151,55 +169,95 @@ def test_deployments_are_hardened_and_hold_no_secret(rendered: dict[str, Path]) 
 _NAME = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"}
 _CRD_SPECS: dict[str, dict[str, Any]] = {
     "KafkaTopic": {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "required": ["topicName", "partitions", "replicas", "config"],
         "properties": {
             "topicName": {"type": "string", "pattern": r"^[a-zA-Z0-9._-]{1,249}$"},
             "partitions": {"type": "integer", "minimum": 1},
             "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
-            "config": {"type": "object", "additionalProperties": {
-                "type": ["string", "integer", "boolean", "number"]}},
+            "config": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "integer", "boolean", "number"]},
+            },
         },
     },
     "ScaledObject": {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "required": ["scaleTargetRef", "triggers"],
         "properties": {
-            "scaleTargetRef": {"type": "object", "required": ["name"],
-                               "properties": {"name": _NAME}},
+            "scaleTargetRef": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": _NAME},
+            },
             "minReplicaCount": {"type": "integer", "minimum": 0},
             "maxReplicaCount": {"type": "integer", "minimum": 1},
             "cooldownPeriod": {"type": "integer"},
             "pollingInterval": {"type": "integer"},
             "advanced": {"type": "object"},
-            "triggers": {"type": "array", "minItems": 1, "items": {
-                "type": "object", "required": ["type", "metadata"],
-                "properties": {"type": {"type": "string"}, "metadata": {
-                    "type": "object", "additionalProperties": {"type": "string"}}},
-            }},
+            "triggers": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["type", "metadata"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                },
+            },
         },
     },
     "ServiceMonitor": {
-        "type": "object", "additionalProperties": False,
+        "type": "object",
+        "additionalProperties": False,
         "required": ["selector", "endpoints"],
         "properties": {
             "selector": {"type": "object", "required": ["matchLabels"]},
             "namespaceSelector": {"type": "object"},
-            "endpoints": {"type": "array", "minItems": 1, "items": {
-                "type": "object", "required": ["port"], "additionalProperties": False,
-                "properties": {"port": {"type": "string"}, "path": {"type": "string"},
-                               "interval": {"type": "string"},
-                               "scrapeTimeout": {"type": "string"}},
-            }},
+            "endpoints": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["port"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "port": {"type": "string"},
+                        "path": {"type": "string"},
+                        "interval": {"type": "string"},
+                        "scrapeTimeout": {"type": "string"},
+                    },
+                },
+            },
         },
     },
     "PrometheusRule": {
-        "type": "object", "additionalProperties": False, "required": ["groups"],
-        "properties": {"groups": {"type": "array", "items": {
-            "type": "object", "required": ["name", "rules"],
-            "properties": {"rules": {"type": "array", "items": {
-                "type": "object", "required": ["expr"],
-                "oneOf": [{"required": ["alert"]}, {"required": ["record"]}]}}}}}},
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["groups"],
+        "properties": {
+            "groups": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "rules"],
+                    "properties": {
+                        "rules": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["expr"],
+                                "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                            },
+                        }
+                    },
+                },
+            }
+        },
     },
 }
 
@@ -220,13 +278,19 @@ def test_manifests_validate_against_kubernetes_schemas(rendered: dict[str, Path]
 
 def test_a_broken_manifest_is_refused() -> None:
     """The validators above can fail: a typo in a Deployment and in a KafkaTopic."""
-    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
-           "spec": {"replica": 1, "selector": {}, "template": {}}}
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"replica": 1, "selector": {}, "template": {}},
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, K8S_VERSION, strict=True)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"topicName": "t", "partitions": 0, "replicas": 1, "config": {}},
-                            _CRD_SPECS["KafkaTopic"])
+        jsonschema.validate(
+            {"topicName": "t", "partitions": 0, "replicas": 1, "config": {}},
+            _CRD_SPECS["KafkaTopic"],
+        )
 
 
 def test_checkov_passes_every_skip_justified(rendered: dict[str, Path], tmp_path: Path) -> None:
@@ -234,9 +298,19 @@ def test_checkov_passes_every_skip_justified(rendered: dict[str, Path], tmp_path
     for target in ("dev", "prod"):
         shutil.copy(rendered[target], tmp_path / f"{target}.yaml")
     proc = subprocess.run(
-        [_tool("checkov"), "-d", str(tmp_path), "--framework", "kubernetes", "-o", "json",
-         "--skip-download"],
-        capture_output=True, text=True, timeout=180,
+        [
+            _tool("checkov"),
+            "-d",
+            str(tmp_path),
+            "--framework",
+            "kubernetes",
+            "-o",
+            "json",
+            "--skip-download",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     reports = json.loads(proc.stdout)
     reports = reports if isinstance(reports, list) else [reports]
@@ -271,15 +345,25 @@ def test_promtool_checks_and_unit_tests_the_rules(rules_dir: Path) -> None:
     assert len(tests) == 2
     out = _run([promtool, "test", "rules", *tests], cwd=rules_dir)
     assert out.count("SUCCESS") == len(tests)
-    required = {"VigieConsumerLagGrowing", "VigieNoEventsIngested", "VigieDeadLetterRateHigh",
-                "VigieNotificationFailures", "VigieEscalationsPilingUp", "VigieServiceDown",
-                "VigieServiceNotReady"}
+    required = {
+        "VigieConsumerLagGrowing",
+        "VigieNoEventsIngested",
+        "VigieDeadLetterRateHigh",
+        "VigieNotificationFailures",
+        "VigieEscalationsPilingUp",
+        "VigieServiceDown",
+        "VigieServiceNotReady",
+    }
     spec = yaml.safe_load((rules_dir / "vigie-rules.yml").read_text())
     alerts = {r["alert"]: r for g in spec["groups"] for r in g["rules"] if "alert" in r}
     assert required <= set(alerts)
-    fired = {t["alertname"] for test in tests
-             for case in yaml.safe_load((rules_dir / test).read_text())["tests"]
-             for t in case["alert_rule_test"] if t.get("exp_alerts")}
+    fired = {
+        t["alertname"]
+        for test in tests
+        for case in yaml.safe_load((rules_dir / test).read_text())["tests"]
+        for t in case["alert_rule_test"]
+        if t.get("exp_alerts")
+    }
     assert set(alerts) <= fired, f"alerts without a firing test: {set(alerts) - fired}"
     runbook = (ROOT / "docs" / "operations.md").read_text().lower()
     for name, rule in alerts.items():
@@ -298,9 +382,26 @@ def test_hadolint_passes_on_the_dockerfile() -> None:
     assert not re.search(r"apt-get install|gcc|build-essential", final)
 
 
-_PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "le", "without",
-                 "sort_desc", "and", "or", "on", "offset", "min", "max", "label_replace",
-                 "delta", "absent", "up"}
+_PROMQL_WORDS = {
+    "sum",
+    "by",
+    "rate",
+    "increase",
+    "histogram_quantile",
+    "le",
+    "without",
+    "sort_desc",
+    "and",
+    "or",
+    "on",
+    "offset",
+    "min",
+    "max",
+    "label_replace",
+    "delta",
+    "absent",
+    "up",
+}
 
 
 def _metric_names(expr: str) -> set[str]:
@@ -318,8 +419,10 @@ def _known_metrics(rendered: dict[str, Path]) -> set[str]:
             known |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
     # Faust's sensor metrics used by the rules (documented as a group).
     for svc in SERVICES:
-        known |= {f"vigie_{svc}_faust_topic_partition_end_offset",
-                  f"vigie_{svc}_faust_topic_partition_offset_commited"}
+        known |= {
+            f"vigie_{svc}_faust_topic_partition_end_offset",
+            f"vigie_{svc}_faust_topic_partition_offset_commited",
+        }
     (rule,) = _of_kind(_docs(rendered["base"]), "PrometheusRule").values()
     known |= {r["record"] for g in rule["spec"]["groups"] for r in g["rules"] if "record" in r}
     return known
