@@ -28,7 +28,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from services.ingest.dedup import Deduplicator, Seen
 from services.ingest.metrics import IngestMetrics
-from services.ingest.pipeline import Accepted, Refused, Source, dlq_record, process
+from services.ingest.pipeline import Accepted, Refused, Source, TokenCache, dlq_record, process
 from services.ingest.pseudonymize import Pseudonymizer
 from services.ingest.settings import IngestSettings
 from services.ingest.validate import Rejection
@@ -66,8 +66,9 @@ def build(
     settings: IngestSettings, registry: CollectorRegistry = REGISTRY
 ) -> tuple[faust.App, Health]:
     """The ingest worker's app. Raises ``ValueError`` when no key is configured."""
-    pseudo = Pseudonymizer(settings.key_bytes(), settings.pseudo_key_id)
-    app, health = create_app("ingest", settings, registry)
+    pseudo = TokenCache(Pseudonymizer(settings.key_bytes(), settings.pseudo_key_id))
+    # A short linger lets one produce request carry a batch's events.
+    app, health = create_app("ingest", settings, registry, producer_linger=0.005)
     topics = Topics(settings.topic_prefix)
     metrics = IngestMetrics(registry)
     inbound = app.topic(*topics.all_inbound, value_serializer="raw", key_serializer="raw")

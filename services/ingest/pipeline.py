@@ -8,8 +8,10 @@ Deduplication, which needs Redis, happens at the edge (:mod:`.app`).
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from services.ingest.normalize import BadIdentifier, department_of_insee, h3_cell, normalize_entity
@@ -63,21 +65,46 @@ def dlq_record(
     }
 
 
+class TokenCache:
+    """``(kind, clear value) -> token``, normalising and hashing each value once.
+
+    Identifiers recur (the same targets appear in many events), and the
+    normalisers (phonenumbers, schwifty, stdnum) cost tens of microseconds a
+    call. Bounded (LRU); the clear values live only in this process's memory,
+    like the message being processed. A value that fails its check raises
+    :class:`BadIdentifier` every time (failures are not cached).
+    """
+
+    def __init__(self, pseudo: Pseudonymizer, size: int = 65536) -> None:
+        self.pseudo = pseudo
+
+        @lru_cache(maxsize=size)
+        def _token(kind: str, value: str) -> str:
+            return pseudo.token(kind, normalize_entity(kind, value))
+
+        self.token = _token
+
+
 def normalize(
-    event: InboundEvent, pseudo: Pseudonymizer, source: Source, now: datetime
+    event: InboundEvent, pseudo: Pseudonymizer | TokenCache, source: Source, now: datetime
 ) -> NormalizedEvent:
     """Normalise and pseudonymise; raises :class:`BadIdentifier` (message names the entity).
 
     The département is derived from the INSEE code when absent; the H3 cell
     comes from the coordinates.
     """
+    tokenize: Callable[[str, str], str] = (
+        pseudo.token
+        if isinstance(pseudo, TokenCache)
+        else lambda kind, value: pseudo.token(kind, normalize_entity(kind, value))
+    )
     entities = []
     for i, ent in enumerate(event.entities):
         try:
-            canonical = normalize_entity(ent.kind.value, ent.value)
+            token = tokenize(ent.kind.value, ent.value)
         except BadIdentifier as exc:
             raise BadIdentifier(f"entities.{i}.value: {exc}") from None
-        entities.append(EntityToken(kind=ent.kind, token=pseudo.token(ent.kind.value, canonical)))
+        entities.append(EntityToken(kind=ent.kind, token=token))
     loc = event.location
     if loc is None:
         location = NormalizedLocation()
@@ -119,7 +146,7 @@ def partition_key(event: NormalizedEvent) -> bytes:
 def process(
     raw: bytes | None,
     source: Source,
-    pseudo: Pseudonymizer,
+    pseudo: Pseudonymizer | TokenCache,
     now: datetime,
     max_bytes: int,
     future_tolerance: timedelta,
@@ -137,7 +164,7 @@ def process(
 def _process(
     raw: bytes | None,
     source: Source,
-    pseudo: Pseudonymizer,
+    pseudo: Pseudonymizer | TokenCache,
     now: datetime,
     max_bytes: int,
     future_tolerance: timedelta,

@@ -1,13 +1,12 @@
 """Keyed pseudonymisation of entity values.
 
-A token is ``<key id>:<base32 of HMAC-SHA256(key, kind NUL normalised value)>``
-truncated to 128 bits: the same identifier from two agencies gives the same
+A token is ``<key id>:<hex of HMAC-SHA256(key, kind NUL normalised value)>``
+truncated to 128 bits (32 hex digits): the same identifier from two agencies gives the same
 token, nobody without the key can recompute it, and the key id lets keys rotate.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 
@@ -23,4 +22,4 @@ class Pseudonymizer:
 
     def token(self, kind: str, value: str) -> str:
         mac = hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).digest()
-        return f"{self.key_id}:{base64.b32encode(mac[:16]).decode().rstrip('=').lower()}"
+        return f"{self.key_id}:{mac[:16].hex()}"

@@ -1,0 +1,394 @@
+"""``vigie bench ingest``: events/s of one ingest worker against a do-nothing Faust agent.
+
+On a private local stack, ``--events`` inbound messages are produced once per
+run to the eight agency topics (a realistic mix: 1-4 entities of every kind
+drawn from a pool of recurring identifiers, as targets recur across events;
+plain v1 JSON with a share of CloudEvents; 5 % invalid, spread over the
+refusal reasons). Then, on the *same* data:
+
+* **ceiling**: a Faust worker (``vigie`` app configuration, same consumer
+  settings) whose agent only counts events, run as its own process;
+* **ingest**: one ``vigie run ingest`` worker.
+
+Each is timed from its first consumed message to the last (read from its
+``/metrics``), so start-up and group join are excluded. The ratio is
+ingest / ceiling (target ≥ 0.70). The ingest worker's peak RSS (VmHWM) is
+reported in MB (target < 250).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.kafka import ensure_topics
+from shared.localstack import LocalStack, _die_with_parent, free_port
+from shared.topics import AGENCIES, Topics
+from vigie.stack import ServiceProcess
+
+TYPES = [
+    "seizure",
+    "intel_share",
+    "deal_point",
+    "shooting",
+    "death_threat",
+    "maritime_intel",
+    "suspicious_transaction",
+    "arrest",
+    "corruption_signal",
+    "homicide",
+]
+DEPTS = ["13", "75", "93", "69", "59", "33", "2A", "971", "974", "76", "06", "34"]
+VALID_VALUES: dict[str, list[str]] = {
+    "phone": [
+        f"06 {a:02d} {b:02d} {c:02d} {d:02d}"
+        for a, b, c, d in (
+            (i % 97, (i * 7) % 100, (i * 13) % 100, (i * 31) % 100) for i in range(400)
+        )
+    ],
+    "bank_account": [
+        "FR76 3000 6000 0112 3456 7890 189",
+        "DE89 3704 0044 0532 0130 00",
+        "GB82 WEST 1234 5698 7654 32",
+        "ES91 2100 0418 4502 0005 1332",
+        "BE68 5390 0754 7034",
+        "NL91ABNA0417164300",
+    ],
+    "vehicle": [
+        f"{chr(65 + i % 26)}{chr(65 + (i * 3) % 26)}-{i % 1000:03d}-"
+        f"{chr(65 + (i * 5) % 26)}{chr(65 + (i * 7) % 26)}"
+        for i in range(400)
+    ],
+    "vessel": ["IMO 9074729", "IMO 9176187", "IMO 9321483", "227006760", "MSC Anna"],
+    "container": ["CSQU3054383", "MSKU9070323", "MSCU1234566", "MAEU1234567"],
+    "person": [
+        f"{f} {s}"
+        for f in ("Jean", "Élodie", "Karim", "Sofia", "Lucas", "Inès", "Yanis")
+        for s in ("Dupont", "Martin", "Benali", "Moreau", "Garcia", "N'Diaye", "Lefèvre")
+    ],
+    "organisation": ["Transports Méditerranée SARL", "SCI Les Pins", "Garage du Port"],
+    "weapon": ["AK-47 SN 1234", "Glock 17 SN 998877"],
+    "parcel": ["LX 123 456 789 FR", "CP 987 654 321 DE"],
+}
+
+
+def _valid_phones() -> list[str]:
+    import phonenumbers
+
+    out = []
+    for i in range(600):
+        raw = f"06 {(i * 7) % 100:02d} {(i * 13) % 100:02d} {(i * 31) % 100:02d} {i % 100:02d}"
+        if phonenumbers.is_valid_number(phonenumbers.parse(raw, "FR")):
+            out.append(raw)
+    return out[:400]
+
+
+VALID_VALUES["phone"] = _valid_phones()
+
+
+def make_event(i: int, run: str, rng: random.Random, now: datetime) -> dict[str, Any]:
+    agency = AGENCIES[i % len(AGENCIES)]
+    kinds = rng.sample(sorted(VALID_VALUES), rng.randint(1, 4))
+    loc: dict[str, Any] = {"department": DEPTS[i % len(DEPTS)]}
+    if i % 3 == 0:
+        loc = {"lat": 43.2 + rng.random() / 10, "lon": 5.3 + rng.random() / 10, "insee": "13055"}
+    return {
+        "event_id": f"{run}-{i}",
+        "agency": agency,
+        "type": TYPES[i % len(TYPES)],
+        "occurred_at": (now - timedelta(seconds=rng.randint(0, 86400))).isoformat(),
+        "location": loc,
+        "entities": [{"kind": k, "value": rng.choice(VALID_VALUES[k])} for k in kinds],
+        "details": {"drug": "cocaine", "quantity_kg": round(rng.random() * 50, 1)},
+        "case_ref": f"{agency.upper()}-{i % 5000}",
+        "contact": "cellule renseignement",
+    }
+
+
+def make_messages(n: int, seed: int = 7) -> list[tuple[str, bytes, list[tuple[str, bytes]]]]:
+    """(agency, value, headers) for ``n`` messages: 5 % invalid, 10 % CloudEvents."""
+    rng = random.Random(seed)
+    run = secrets.token_hex(4)
+    now = datetime.now(UTC)
+    out: list[tuple[str, bytes, list[tuple[str, bytes]]]] = []
+    for i in range(n):
+        ev = make_event(i, run, rng, now)
+        agency = ev["agency"]
+        headers: list[tuple[str, bytes]] = []
+        if i % 20 == 19:  # 5 % invalid, several reasons
+            bad = (i // 20) % 4
+            if bad == 0:
+                value = b"{not json"
+            elif bad == 1:
+                value = json.dumps(dict(ev, type="picnic")).encode()
+            elif bad == 2:
+                ev["entities"] = [{"kind": "container", "value": "CSQU3054384"}]
+                value = json.dumps(ev).encode()
+            else:
+                value = json.dumps(dict(ev, agency=AGENCIES[(i + 1) % len(AGENCIES)])).encode()
+        elif i % 10 == 3:
+            value = json.dumps(
+                {
+                    "specversion": "1.0",
+                    "id": ev["event_id"],
+                    "source": f"/{agency}",
+                    "type": "fr.vigie.event.v1",
+                    "datacontenttype": "application/json",
+                    "data": ev,
+                }
+            ).encode()
+        elif i % 10 == 7:
+            value = json.dumps(ev).encode()
+            headers = [
+                ("ce_specversion", b"1.0"),
+                ("ce_id", ev["event_id"].encode()),
+                ("ce_source", f"/{agency}".encode()),
+                ("ce_type", b"fr.vigie.event.v1"),
+                ("content-type", b"application/json"),
+            ]
+        else:
+            value = json.dumps(ev).encode()
+        out.append((agency, value, headers))
+    return out
+
+
+async def produce(
+    bootstrap: str, topics: Topics, messages: list[tuple[str, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topics.inbound(a), v, headers=h or None) for a, v, h in messages
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def service_env(
+    stack: LocalStack,
+    topic_prefix: str,
+    redis_prefix: str,
+    port: int,
+    partitions: int,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of a ``vigie run ingest`` child on ``stack``."""
+    env = dict(os.environ)
+    env.update(stack.env())
+    env.update(
+        {
+            "VIGIE_WEB_PORT": str(port),
+            "VIGIE_WEB_HOST": "127.0.0.1",
+            "VIGIE_TOPIC_PREFIX": topic_prefix,
+            "VIGIE_REDIS_PREFIX": redis_prefix,
+            "VIGIE_BROKER_SESSION_TIMEOUT": "6",
+            "VIGIE_TOPIC_PARTITIONS": str(partitions),
+        }
+    )
+    env.setdefault("VIGIE_PSEUDO_KEY", secrets.token_hex(32))
+    env.update(extra)
+    return env
+
+
+def start_ingest(
+    stack: LocalStack,
+    workdir: Path,
+    topic_prefix: str,
+    redis_prefix: str,
+    partitions: int = 4,
+    wait: float = 60.0,
+    **extra: str,
+) -> ServiceProcess:
+    """One ``vigie run ingest`` process on ``stack``, ready; log in ``workdir/ingest.log``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = service_env(stack, topic_prefix, redis_prefix, port, partitions, **extra)
+    proc = ServiceProcess("ingest", env, port, workdir / "ingest.log")
+    proc.start()
+    deadline = time.monotonic() + wait
+    while not proc.ready():
+        if not proc.running:
+            raise RuntimeError(f"ingest exited at start:\n{proc.tail(15)}")
+        if time.monotonic() > deadline:
+            proc.stop()
+            raise RuntimeError(f"ingest not ready after {wait:.0f}s:\n{proc.tail(15)}")
+        time.sleep(0.2)
+    return proc
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Sums of every sample of ``/metrics`` by sample name (labels summed)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5.0).text
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[s.name] = out.get(s.name, 0.0) + s.value
+    return out
+
+
+_CEILING = r"""
+import sys
+from prometheus_client import CollectorRegistry, Counter
+from shared.app import create_app, run_worker
+from shared.settings import Settings, load
+from shared.topics import Topics
+settings = load(Settings)
+registry = CollectorRegistry()
+app, _ = create_app("benchceiling", settings, registry)
+topics = Topics(settings.topic_prefix)
+seen = Counter("bench_consumed_total", "events", registry=registry)
+inbound = app.topic(*topics.all_inbound, value_serializer="raw", key_serializer="raw")
+@app.agent(inbound)
+async def nothing(stream):
+    async for ev in stream.events():
+        seen.inc()
+sys.exit(run_worker(app, "benchceiling", settings))
+"""
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(port: int, name: str, n: int, timeout: float) -> tuple[float, dict[str, float]]:
+    """Events/s of a worker: counter ``name`` polled every 50 ms, from the first poll
+    that sees progress to the one that sees ``n`` (start-up and group join excluded)."""
+    deadline = time.monotonic() + timeout
+    start: tuple[float, float] | None = None
+    while True:
+        m = scrape(port)
+        now, count = time.monotonic(), m.get(name, 0.0)
+        if start is None and count > 0:
+            start = (now, count)
+        if count >= n or now > deadline:
+            break
+        time.sleep(0.05)
+    if start is None or now <= start[0]:
+        return float("nan"), m
+    return (count - start[1]) / (now - start[0]), m
+
+
+def run(events: int, partitions: int, timeout: float) -> dict[str, Any]:
+    with (
+        tempfile.TemporaryDirectory(prefix="vigie-bench-ingest-") as tmp,
+        LocalStack(workdir=Path(tmp) / "stack") as stack,
+    ):
+        prefix = f"bench-{secrets.token_hex(4)}."
+        topics = Topics(prefix)
+        asyncio.run(ensure_topics(stack.bootstrap, topics.all(), partitions))
+        messages = make_messages(events)
+        t0 = time.monotonic()
+        asyncio.run(produce(stack.bootstrap, topics, messages))
+        produce_s = time.monotonic() - t0
+
+        # Ceiling: a Faust agent that does nothing, same data, own group.
+        port = free_port()
+        env = service_env(stack, prefix, "bench", port, partitions, VIGIE_LOG_LEVEL="WARNING")
+        with (Path(tmp) / "ceiling.log").open("wb") as log:
+            ceiling = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-c", _CEILING],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    scrape(port)
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline or ceiling.poll() is not None:
+                        raise RuntimeError("ceiling worker did not start") from None
+                    time.sleep(0.2)
+            ceil_rate, m = measure(port, "bench_consumed_total", events, timeout)
+        finally:
+            ceiling.terminate()
+            ceiling.wait(15)
+        ceil_n = m.get("bench_consumed_total", 0)
+
+        # Ingest: one worker, same data.
+        proc = start_ingest(
+            stack,
+            Path(tmp) / "ingest",
+            prefix,
+            f"bench:{secrets.token_hex(4)}",
+            partitions,
+            VIGIE_LOG_LEVEL="WARNING",
+        )
+        try:
+            ing_rate, m = measure(proc.port, "vigie_ingest_consumed_total", events, timeout)
+            assert proc.proc is not None
+            rss = _peak_rss_mb(proc.proc.pid)
+        finally:
+            proc.stop()
+        done = (
+            m.get("vigie_ingest_published_total", 0)
+            + m.get("vigie_ingest_rejected_total", 0)
+            + m.get("vigie_ingest_duplicates_total", 0)
+        )
+        hist_s = m.get("vigie_ingest_processing_seconds_sum", 0.0)
+        ing_n = m.get("vigie_ingest_consumed_total", 0)
+        return {
+            "bench": "ingest",
+            "events": events,
+            "partitions": partitions,
+            "invalid_share": 0.05,
+            "produce_s": round(produce_s, 2),
+            "ceiling_events": int(ceil_n),
+            "ceiling_events_per_s": round(ceil_rate),
+            "ingest_events": int(ing_n),
+            "ingest_accounted": int(done),
+            "ingest_published": int(m.get("vigie_ingest_published_total", 0)),
+            "ingest_rejected": int(m.get("vigie_ingest_rejected_total", 0)),
+            "ingest_events_per_s": round(ing_rate),
+            "ingest_decision_us_per_event": round(1e6 * hist_s / ing_n, 1) if ing_n else None,
+            "ratio": round(ing_rate / ceil_rate, 3) if ceil_rate == ceil_rate else None,
+            "ingest_peak_rss_mb": round(rss, 1),
+            "targets": {"ratio": 0.70, "rss_mb": 250},
+        }
+
+
+def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
+    """Run the benchmark; ``--events N`` (default 100 000). Exit 1 when a target is missed."""
+    parser = argparse.ArgumentParser(prog="vigie bench ingest")
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=300.0)
+    try:
+        ns = parser.parse_args(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if ns.events < 100:
+        err.print("vigie: --events must be at least 100")
+        return 2
+    figures = run(ns.events, ns.partitions, ns.timeout)
+    if json_out:
+        out.print_json(json.dumps(figures))
+    else:
+        for k, v in figures.items():
+            out.print(f"{k:32} {v}")
+    return 0
