@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.localstack import LocalStack, free_port
 from tests.kafkautil import produce
-from tests.ops.metricsdoc import documented, is_grouped
+from tests.ops.metricsdoc import ROOT, documented, is_grouped
 from vigie.demo import EXPECTED_CELLS, bundled_scenario
 from vigie.replay import parse_lines, publish
 from vigie.stack import SERVICES, Pipeline
@@ -113,6 +113,12 @@ def test_metrics_match_the_doc(pipeline: Pipeline) -> None:
     assert labels_compared >= 8, "too little traffic to compare label names"
 
 
+def _kubectl() -> str:
+    path = shutil.which("kubectl")
+    assert path, "kubectl is missing: run `make tools`"
+    return path
+
+
 def _query(base: str, q: str) -> list[dict[str, Any]]:
     r = httpx.get(f"{base}/api/v1/query", params={"query": q}, timeout=5.0)
     r.raise_for_status()
@@ -123,8 +129,22 @@ def _query(base: str, q: str) -> list[dict[str, Any]]:
 def test_a_real_prometheus_scrapes_the_three_services(pipeline: Pipeline, tmp_path: Path) -> None:
     binary = shutil.which("prometheus")
     assert binary, "prometheus is missing: run `make tools`"
+    # The recording and alerting rules as deployed, evaluated on live data.
+    rendered = subprocess.run(
+        [_kubectl(), "kustomize", str(ROOT / "deploy" / "k8s" / "base")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (rule,) = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "PrometheusRule"]
+    (tmp_path / "vigie-rules.yml").write_text(yaml.safe_dump(rule["spec"]))
     config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "global": {
+            "scrape_interval": "1s",
+            "scrape_timeout": "1s",
+            "evaluation_interval": "1s",
+        },
+        "rule_files": [str(tmp_path / "vigie-rules.yml")],
         "scrape_configs": [
             {
                 "job_name": f"vigie-{svc}",
@@ -170,6 +190,15 @@ def test_a_real_prometheus_scrapes_the_three_services(pipeline: Pipeline, tmp_pa
         for svc, q in reads.items():
             (res,) = _query(base, q)
             assert float(res["value"][1]) > 0, svc
+        # The recorded consumer lag (Faust's offsets) exists for the three services.
+        deadline = time.monotonic() + 15
+        lag: dict[str, float] = {}
+        while time.monotonic() < deadline and len(lag) < 3:
+            res = _query(base, "max by (service) (vigie:consumer_lag:sum)")
+            lag = {r["metric"]["service"]: float(r["value"][1]) for r in res}
+            time.sleep(0.5)
+        assert set(lag) == set(SERVICES), lag
+        assert all(v >= 0 for v in lag.values()), lag
         ready = _query(base, "min by (job) (vigie_worker_ready)")
         assert {r["metric"]["job"]: r["value"][1] for r in ready} == {
             f"vigie-{s}": "1" for s in SERVICES
