@@ -380,6 +380,20 @@ def test_hadolint_passes_on_the_dockerfile() -> None:
     final = text.split("FROM")[-1]
     assert re.search(r"^USER\s+1\d{4}", final, flags=re.M), "non-root in the final stage"
     assert not re.search(r"apt-get install|gcc|build-essential", final)
+    out = _run(
+        [
+            _tool("checkov"),
+            "-f",
+            str(ROOT / "Dockerfile"),
+            "--framework",
+            "dockerfile",
+            "--skip-download",
+            "-o",
+            "json",
+        ]
+    )
+    summary = json.loads(out)["summary"]
+    assert summary["failed"] == 0 and summary["passed"] > 10, summary
 
 
 _PROMQL_WORDS = {
