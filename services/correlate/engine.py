@@ -161,12 +161,17 @@ class Engine:
                 obs = self._obs(event, value=",".join(map(str, steps)) if steps else "u")
             else:
                 obs = self._obs(event)
+            neighbours = rule.count - 1 if isinstance(rule, ThresholdRule) else 0
             for group in self._groups(rule, event):
-                tag = _tag(rule.id, group)
-                op = WindowOp(self.keys.tagged(tag, "h"), self.keys.tagged(tag, "z"), obs,
-                              rule.window, keep, keep)
+                # one hash tag per group value (entity token, département...): the
+                # windows of every rule on it are updated by one script call
+                tag = _tag(group.split("=", 1)[1] if group.startswith("entity") else group)
+                gid = _tag(rule.id, group)[:8]  # the rule and the group key's kind
+                op = WindowOp(self.keys.tagged(tag, gid, "h"), self.keys.tagged(tag, gid, "z"),
+                              obs, rule.window, keep, keep, neighbours)
                 out.append(_Planned(event, rule, group, tag, op))
-        return out
+        # the same event's ops on one group next to each other (fewer script calls)
+        return sorted(out, key=lambda p: p.tag)
 
     # -- deciding -------------------------------------------------------------------------
     def _matches(self, p: _Planned, seen: list[Obs]) -> list[kinds.Match]:
@@ -221,7 +226,8 @@ class Engine:
             emitted_ms=now,
         )
         ttl = rule.window + self.lateness_ms
-        claim = Claim(self.keys.tagged(p.tag, "f", alert_id), self.keys.tagged(p.tag, "s"),
+        gid = _tag(rule.id, p.group)[:8]
+        claim = Claim(self.keys.tagged(p.tag, "f", alert_id), self.keys.tagged(p.tag, gid, "s"),
                       p.op.obs.t, rule.suppress or 0, max(ttl, rule.suppress or 0))
         return alert, claim
 
