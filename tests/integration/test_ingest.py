@@ -224,9 +224,10 @@ async def test_mixed_batch_from_all_agencies(
     redis_dump = []
     async for key in redis_client.scan_iter(match=f"{redis_prefix}*", count=1000):
         redis_dump.append(key.decode())
-        kind = (await redis_client.type(key)).decode()
-        if kind == "string":
-            redis_dump.append((await redis_client.get(key) or b"").decode())
+        kind = await redis_client.type(key)
+        if kind == b"string":
+            value = await redis_client.get(key) or b""
+            redis_dump.append(value.decode() if isinstance(value, bytes) else value)
     assert len(redis_dump) == 2 * (valid)  # one dedup key (and its value) per event
     log_text = (tmp_path / "ingest.log").read_text(errors="replace")
     assert '"rejected"' in log_text  # the log does say what happened
