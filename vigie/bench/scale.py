@@ -113,7 +113,7 @@ async def run_workers(
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vigie bench scale", description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=30000, help="events per run (default 30000)")
+    p.add_argument("--events", type=int, default=10000, help="events per run (default 10000)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per run")
     return p
 
