@@ -142,8 +142,6 @@ def build(
             settings.batch_max, within=settings.batch_within_s)
         async for batch in batches:
             started = time.perf_counter()
-            metrics.events.inc(len(batch))
-            metrics.batch.observe(len(batch))
             try:
                 await correlate_batch(list(batch))
             except Exception as exc:  # never let the loop ack and lose a batch silently
@@ -155,5 +153,8 @@ def build(
                     except Exception:
                         log.exception("dead-letter failed")
             metrics.processing.observe(time.perf_counter() - started)
+            # counted once handled (alerts sent, late and dead letters written)
+            metrics.events.inc(len(batch))
+            metrics.batch.observe(len(batch))
 
     return app, health

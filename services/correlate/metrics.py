@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 class CorrelateMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.events = Counter(
-            "vigie_correlate_events_total", "Events read from vigie.events.v1",
+            "vigie_correlate_events_total", "Events read from vigie.events.v1 and handled",
             registry=registry,
         )
         self.invalid = Counter(
