@@ -67,8 +67,18 @@ def build(
 ) -> tuple[faust.App, Health]:
     """The ingest worker's app. Raises ``ValueError`` when no key is configured."""
     pseudo = TokenCache(Pseudonymizer(settings.key_bytes(), settings.pseudo_key_id))
-    # A short linger lets one produce request carry a batch's events.
-    app, health = create_app("ingest", settings, registry, producer_linger=0.005)
+    # Each Faust commit flushes the producer and waits for the broker, and
+    # fetching pauses meanwhile: commit every few thousand events (or every
+    # second) rather than every 100. A crash redelivers at most that many,
+    # which dedup recognises as redeliveries. A short linger lets one produce
+    # request carry many events.
+    app, health = create_app(
+        "ingest",
+        settings,
+        registry,
+        producer_linger=0.005,
+        broker_commit_every=settings.commit_every,
+    )
     topics = Topics(settings.topic_prefix)
     metrics = IngestMetrics(registry)
     inbound = app.topic(*topics.all_inbound, value_serializer="raw", key_serializer="raw")
