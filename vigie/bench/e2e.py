@@ -289,7 +289,7 @@ def parser() -> argparse.ArgumentParser:
         help="search the highest rate with p99 < 100 ms (default on)",
     )
     p.add_argument("--step", type=float, default=5.0, help="seconds per search step")
-    p.add_argument("--rates", default="100,250,500,1000", help="search rates, ascending")
+    p.add_argument("--rates", default="25,50,100,250,500", help="search rates, ascending")
     return p
 
 
