@@ -134,8 +134,10 @@ async def test_two_correlate_workers_one_killed_the_other_takes_over(
     assert sorted(td_cells(receiver.deliveries)) == sorted(want)
 
 
-async def test_redis_restart_keeps_state_services_reconnect(tmp_path: Path) -> None:
-    """Own stack (the session Redis is shared): stop Redis mid-stream, start it again."""
+async def test_redis_restart_keeps_state_then_broker_goes_away(tmp_path: Path) -> None:
+    """Own stack (the session's is shared): Redis stopped mid-stream and started again
+    (AOF: the correlation windows and the notification log survive; the services
+    reconnect without a restart); then the broker goes away (readiness false)."""
     with LocalStack(workdir=tmp_path / "stack", use_env_redis=False) as stack:
         pipeline = Pipeline(workdir=tmp_path / "p", stack=stack, topic_prefix="fault-redis.")
         with pipeline:
@@ -186,6 +188,14 @@ async def test_redis_restart_keeps_state_services_reconnect(tmp_path: Path) -> N
             )
             await asyncio.sleep(2.0)
             assert sorted(td_cells(receiver.deliveries)) == sorted(want)
+
+            # the broker going away mid-run: every service reports not ready, and
+            # none crashes (a restarted Tansu is empty: see the module docstring)
+            stack.stop_broker()
+            assert await wait(lambda: not any(p.ready() for p in pipeline.services.values()), 15)
+            assert all(p.running for p in pipeline.services.values())
+            for p in pipeline.services.values():
+                p.kill()  # a graceful stop would wait for the absent broker
 
 
 def test_broker_unreachable_at_start_is_one_clear_line(tmp_path: Path) -> None:
