@@ -4,8 +4,8 @@ One ``vigie run ingest`` process on the session's Tansu broker and a private
 Redis (its own :class:`LocalStack` instance, so stopping it touches nobody
 else). The timeline:
 
-* t0 start → ``/readyz`` 200 within 10 s (broker answered, consumer joined,
-  Redis PONG), ``/livez`` 200;
+* worker started (``/livez`` 200) → ``/readyz`` 200 within 10 s (broker
+  answered, consumer joined, Redis PONG);
 * Redis stopped → ``/readyz`` 503 naming ``redis``, ``vigie_worker_ready{check="redis"} 0``,
   ``/livez`` still 200 (alive, not ready: Kubernetes stops routing, does not kill);
 * Redis back → ready again;
@@ -95,10 +95,13 @@ def test_ready_not_ready_and_graceful_sigterm(
             stdin=subprocess.DEVNULL,
         )
     try:
-        # Ready within 10 s of start (the consumer joined its group on Tansu).
+        # The worker has started once its web server answers /livez (interpreter
+        # start-up and imports, which a loaded machine slows down, come before);
+        # ready within 10 s of that: broker answered, consumer joined on Tansu.
+        alive = _wait_for(lambda: _status(f"{base}/livez") == 200, timeout=30.0)
+        assert alive is not None, log_path.read_text(errors="replace")[-3000:]
         took = _wait_for(lambda: _status(f"{base}/readyz") == 200, timeout=10.0)
         assert took is not None, log_path.read_text(errors="replace")[-3000:]
-        assert _status(f"{base}/livez") == 200
         body = httpx.get(f"{base}/readyz", timeout=1.0).json()
         assert body["ready"] is True
         assert body["checks"] == {"broker": True, "assigned": True, "redis": True}
