@@ -117,9 +117,7 @@ class Health:
 
     async def _check_broker(self) -> None:
         if self._client is None:
-            self._client = AIOKafkaClient(
-                bootstrap_servers=self.bootstrap, request_timeout_ms=3000
-            )
+            self._client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
             await self._client.bootstrap()
         ok = await self._client.fetch_all_metadata()
         if ok is None:
@@ -133,8 +131,9 @@ class Health:
                 await asyncio.wait_for(check(), timeout=max(self.interval, 1.0))
             except Exception as exc:  # any failure means not ready, never a crash
                 if self.status.get(name, True):
-                    log.warning("readiness check failed", extra={"check": name,
-                                                                 "error": type(exc).__name__})
+                    log.warning(
+                        "readiness check failed", extra={"check": name, "error": type(exc).__name__}
+                    )
                 self.status[name] = False
                 self.last_error[name] = type(exc).__name__
                 if name == "broker" and self._client is not None:
@@ -275,8 +274,9 @@ class _Worker(faust.Worker):  # type: ignore[misc]
         never outlives the pod's grace period.
         """
         if self._vigie_watchdog is None:
-            log.info("stopping", extra={"signal": signum.name,
-                                        "timeout_s": self._vigie_shutdown_timeout})
+            log.info(
+                "stopping", extra={"signal": signum.name, "timeout_s": self._vigie_shutdown_timeout}
+            )
             self._vigie_watchdog = threading.Timer(self._vigie_shutdown_timeout, _force_exit)
             self._vigie_watchdog.daemon = True
             self._vigie_watchdog.start()
