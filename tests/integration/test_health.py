@@ -60,19 +60,21 @@ def private_redis(tmp_path: Path) -> Iterator[LocalStack]:
         own.stop()
 
 
-def test_ready_not_ready_and_graceful_sigterm(
+def _start_ingest(
     stack: LocalStack,
-    private_redis: LocalStack,
+    redis_url: str,
     tmp_path: Path,
     topic_prefix: str,
     redis_prefix: str,
-) -> None:
+    shutdown_timeout: float,
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """``vigie run ingest`` as a process: (process, base URL, log path)."""
     port = free_port()
     env = dict(os.environ)
     env.update(
         {
             "VIGIE_KAFKA_BOOTSTRAP": stack.bootstrap,
-            "VIGIE_REDIS_URL": private_redis.redis_url,
+            "VIGIE_REDIS_URL": redis_url,
             "VIGIE_WEB_PORT": str(port),
             "VIGIE_WEB_HOST": "127.0.0.1",
             "VIGIE_TOPIC_PREFIX": topic_prefix,
@@ -80,12 +82,11 @@ def test_ready_not_ready_and_graceful_sigterm(
             "VIGIE_BROKER_SESSION_TIMEOUT": "6",
             "VIGIE_TOPIC_PARTITIONS": "2",
             "VIGIE_PSEUDO_KEY": secrets.token_hex(16),
-            "VIGIE_SHUTDOWN_TIMEOUT_S": str(SHUTDOWN_BOUND_S),
+            "VIGIE_SHUTDOWN_TIMEOUT_S": str(shutdown_timeout),
             "VIGIE_DATA_DIR": str(tmp_path / "data"),
         }
     )
     log_path = tmp_path / "ingest.log"
-    base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "vigie", "run", "ingest"],
@@ -94,6 +95,19 @@ def test_ready_not_ready_and_graceful_sigterm(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+    return proc, f"http://127.0.0.1:{port}", log_path
+
+
+def test_ready_not_ready_and_graceful_sigterm(
+    stack: LocalStack,
+    private_redis: LocalStack,
+    tmp_path: Path,
+    topic_prefix: str,
+    redis_prefix: str,
+) -> None:
+    proc, base, log_path = _start_ingest(
+        stack, private_redis.redis_url, tmp_path, topic_prefix, redis_prefix, SHUTDOWN_BOUND_S
+    )
     try:
         # The worker has started once its web server answers /livez (interpreter
         # start-up and imports, which a loaded machine slows down, come before);
@@ -133,6 +147,26 @@ def test_ready_not_ready_and_graceful_sigterm(
         assert code == 0, log_path.read_text(errors="replace")[-3000:]
         assert elapsed < SHUTDOWN_BOUND_S
         assert _status(f"{base}/livez") is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_a_stop_that_overruns_the_bound_is_cut_short(
+    stack: LocalStack, tmp_path: Path, topic_prefix: str, redis_prefix: str
+) -> None:
+    """With a bound shorter than any real stop, the watchdog ends the process (code 70)."""
+    proc, base, log_path = _start_ingest(
+        stack, stack.redis_url, tmp_path, topic_prefix, redis_prefix, shutdown_timeout=0.01
+    )
+    try:
+        alive = _wait_for(lambda: _status(f"{base}/livez") == 200, timeout=30.0)
+        assert alive is not None, log_path.read_text(errors="replace")[-3000:]
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        assert code == 70, log_path.read_text(errors="replace")[-3000:]
+        assert "graceful stop took too long" in log_path.read_text(errors="replace")
     finally:
         if proc.poll() is None:
             proc.kill()
