@@ -67,11 +67,11 @@ def build(
 ) -> tuple[faust.App, Health]:
     """The ingest worker's app. Raises ``ValueError`` when no key is configured."""
     pseudo = TokenCache(Pseudonymizer(settings.key_bytes(), settings.pseudo_key_id))
-    # Each Faust commit flushes the producer and waits for the broker, and
-    # fetching pauses meanwhile: commit every few thousand events (or every
-    # second) rather than every 100. A crash redelivers at most that many,
-    # which dedup recognises as redeliveries. A short linger lets one produce
-    # request carry many events.
+    # Faust publishes what an agent sends when the source offset is committed
+    # (its "attachments"): outputs never get ahead of the input's commit.
+    # VIGIE_COMMIT_EVERY trades that hop's latency (small: commit often) for
+    # fewer producer flushes (large). A short linger lets one produce request
+    # carry many events.
     app, health = create_app(
         "ingest",
         settings,

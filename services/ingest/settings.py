@@ -31,8 +31,9 @@ class IngestSettings(Settings):
     batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
     #: How long (seconds) a partial batch waits for more messages.
     batch_within_s: Annotated[float, Field(gt=0, le=5)] = 0.01
-    #: Offsets are committed every this many events (and every second).
-    commit_every: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    #: Offsets are committed (and sent events published) every this many
+    #: events, and at least every second.
+    commit_every: Annotated[int, Field(ge=1, le=100_000)] = 100
     #: Attempts at a Redis or producer call before the batch's events are
     #: dead-lettered with reason ``internal_error``.
     retries: Annotated[int, Field(ge=1, le=10)] = 3
