@@ -2,8 +2,9 @@
 
 :func:`running_rules` says which rule ids the correlate code in this tree
 actually evaluates: the ids of the rule pack when correlate's app loads it
-(its source refers to the loader), else the skeleton's single built-in rule. Only those rules' expectations can be
-checked; :func:`compare` reports the others as *unchecked*, never as passed.
+(its source refers to the loader), else the skeleton's single built-in rule.
+Only those rules' expectations can be checked; :func:`compare` reports the
+others as *unchecked*, never as passed.
 """
 
 from __future__ import annotations
