@@ -61,7 +61,24 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _run_sync(coro_factory: object) -> None:
+def spawn(
+    argv: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a child of the local stack: output appended to ``log_path``, its own
+    session (Ctrl-C reaches only the parent), killed when the parent dies."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603 - argv built by the caller from known binaries
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
+            env=env,
+        )
+
+
+def run_sync(coro_factory: object) -> None:
     """Run a coroutine to completion on a private loop in a thread (usable from async code)."""
     errors: list[BaseException] = []
 
@@ -113,17 +130,7 @@ class Process:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, env: dict[str, str] | None = None) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603 - argv built from known binaries
-            self.argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-            start_new_session=True,
-            env=env,
-        )
-        log.close()
+        self.proc = spawn(self.argv, self.log_path, env)
 
     @property
     def running(self) -> bool:
@@ -244,7 +251,7 @@ class LocalStack:
             )
         while True:
             try:
-                _run_sync(lambda: check_broker(self.bootstrap, timeout=2.0))
+                run_sync(lambda: check_broker(self.bootstrap, timeout=2.0))
                 return
             except BrokerUnreachable:
                 if time.monotonic() > deadline or not self.broker.running:
@@ -261,7 +268,7 @@ class LocalStack:
         env_url = os.environ.get("VIGIE_REDIS_URL", "")
         if self.use_env_redis and env_url:
             try:
-                _run_sync(lambda: check_redis(env_url, timeout=1.0))
+                run_sync(lambda: check_redis(env_url, timeout=1.0))
             except RedisUnreachable:
                 pass
             else:
@@ -307,7 +314,7 @@ class LocalStack:
         deadline = time.monotonic() + self.start_timeout
         while True:
             try:
-                _run_sync(lambda: check_redis(self.redis_url, timeout=1.0))
+                run_sync(lambda: check_redis(self.redis_url, timeout=1.0))
                 return
             except RedisUnreachable:
                 if time.monotonic() > deadline or not self.redis.running:

@@ -105,7 +105,7 @@ class Handling(StrEnum):
     """Who may see an event's detail. Ordered: ``secret`` > ``restricted``."""
 
     RESTRICTED = "restricted"
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 - a handling level, not a password
 
     @property
     def rank(self) -> int:

@@ -21,7 +21,7 @@ from types import TracebackType
 import httpx
 
 from shared.kafka import ensure_topics
-from shared.localstack import LocalStack, LocalStackError, _die_with_parent, _run_sync, free_port
+from shared.localstack import LocalStack, LocalStackError, free_port, run_sync, spawn
 from shared.topics import Topics
 from vigie.receiver import WebhookReceiver
 
@@ -39,17 +39,9 @@ class ServiceProcess:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "vigie", "run", self.name],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-            start_new_session=True,
+        self.proc = spawn(
+            [sys.executable, "-m", "vigie", "run", self.name], self.log_path, self.env
         )
-        log.close()
 
     @property
     def running(self) -> bool:
@@ -156,7 +148,7 @@ class Pipeline:
             self.stack.start()
         if self.receiver is None:
             self.receiver = WebhookReceiver(secret=secrets.token_hex(16).encode()).start()
-        _run_sync(lambda: ensure_topics(self.stack.bootstrap, self.topics.all(), self.partitions))  # type: ignore[union-attr]
+        run_sync(lambda: ensure_topics(self.stack.bootstrap, self.topics.all(), self.partitions))  # type: ignore[union-attr]
         for name in SERVICES:
             self.start_service(name)
         self.wait_ready(wait)

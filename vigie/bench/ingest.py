@@ -24,7 +24,6 @@ import json
 import os
 import random
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.kafka import ensure_topics
-from shared.localstack import LocalStack, _die_with_parent, free_port
+from shared.localstack import LocalStack, free_port, spawn
 from shared.topics import AGENCIES, Topics
 from vigie.stack import ServiceProcess
 
@@ -309,16 +308,7 @@ def run(events: int, partitions: int, timeout: float) -> dict[str, Any]:
         # Ceiling: a Faust agent that does nothing, same data, own group.
         port = free_port()
         env = service_env(stack, prefix, "bench", port, partitions, VIGIE_LOG_LEVEL="WARNING")
-        with (Path(tmp) / "ceiling.log").open("wb") as log:
-            ceiling = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-c", _CEILING],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-                start_new_session=True,
-            )
+        ceiling = spawn([sys.executable, "-c", _CEILING], Path(tmp) / "ceiling.log", env)
         try:
             deadline = time.monotonic() + 60
             while True:

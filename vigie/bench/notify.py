@@ -32,7 +32,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import ensure_topics
-from shared.localstack import LocalStack, _die_with_parent, free_port
+from shared.localstack import LocalStack, free_port, spawn
 from vigie.receiver import WebhookReceiver
 from vigie.stack import Pipeline
 
@@ -145,18 +145,17 @@ async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float,
 
 
 def start_alertmanager(binary: str, workdir: Path, doc: dict[str, Any],
-                       port: int) -> tuple[subprocess.Popen[bytes], Any]:
+                       port: int) -> subprocess.Popen[bytes]:
     """Alertmanager on loopback, no clustering, with ``doc`` as its configuration."""
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "alertmanager.yml"
     cfg.write_text(yaml.safe_dump(doc))
-    log = (workdir / "alertmanager.log").open("wb")
-    proc = subprocess.Popen(  # noqa: S603
+    proc = spawn(
         [binary, f"--config.file={cfg}", f"--storage.path={workdir / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent, start_new_session=True)
-    return proc, log
+        workdir / "alertmanager.log",
+    )
+    return proc
 
 
 async def run_alertmanager(binary: str, workdir: Path, n: int, timeout: float,
@@ -167,7 +166,7 @@ async def run_alertmanager(binary: str, workdir: Path, n: int, timeout: float,
         r["webhook_configs"] = [{"url": f"http://127.0.0.1:{rx.port}/cells/{r['name']}",
                                  "send_resolved": False}]
     port = free_port()
-    proc, log = await asyncio.to_thread(start_alertmanager, binary, workdir, doc, port)
+    proc = await asyncio.to_thread(start_alertmanager, binary, workdir, doc, port)
     try:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(timeout=10) as client:
@@ -202,7 +201,6 @@ async def run_alertmanager(binary: str, workdir: Path, n: int, timeout: float,
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
         rx.stop()
 
 
