@@ -33,6 +33,12 @@ def bundled_scenario() -> Path:
     return Path(str(resources.files("vigie") / "data" / "demo.jsonl"))
 
 
+def _pointer(evidence: dict[str, str | None]) -> str:
+    """``agency case (contact)``: who to call, never the file."""
+    case = evidence.get("case_ref") or "-"
+    return f"{evidence.get('agency')} {case} ({evidence.get('contact') or '-'})"
+
+
 def run_demo(scenario: Path | None, timeout: float, out: Console) -> int:
     """Run the scenario; return 0 when the expected cells were notified."""
     path = scenario or bundled_scenario()
@@ -69,8 +75,8 @@ def run_demo(scenario: Path | None, timeout: float, out: Console) -> int:
                         a["labels"].get("severity", ""),
                         a["labels"].get("rule", ""),
                         a["annotations"].get("summary", ""),
-                        ", ".join(a.get("evidence_refs", []))
-                        or a["annotations"].get("description", ""),
+                        "; ".join(_pointer(e) for e in a.get("evidence", []))
+                        or "pointer only (handling above the cell's clearance)",
                     )
         out.print(table)
         got = set(receiver.by_cell())

@@ -40,6 +40,7 @@ class WebhookReceiver:
     deliveries: list[Delivery] = field(default_factory=list)
     rejected: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
+    _release: asyncio.Event | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,7 +59,10 @@ class WebhookReceiver:
                 return web.Response(status=401, text="bad signature")
         status = self.status_for.get(cell)
         if status == 0:
-            await asyncio.sleep(3600)
+            # hang until the client gives up or the receiver stops
+            assert self._release is not None
+            await self._release.wait()
+            return web.Response(status=503, text="receiver stopping")
         if status is not None and status >= 300:
             return web.Response(status=status, text="configured failure")
         try:
@@ -79,6 +83,7 @@ class WebhookReceiver:
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
+            self._release = asyncio.Event()
             app = web.Application(client_max_size=8 * 1024 * 1024)
             app.router.add_post("/cells/{cell}", self._handle)
             self._runner = web.AppRunner(app, access_log=None)
@@ -107,6 +112,8 @@ class WebhookReceiver:
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:
+            if self._release is not None:  # free handlers told to hang
+                self._loop.call_soon_threadsafe(self._release.set)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         self._loop = None

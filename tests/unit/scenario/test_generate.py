@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shared.models import InboundEvent
+from shared.topics import AGENCIES
 from vigie.cli import app
 from vigie.scenario.generate import RULES, _iso6346, generate, read_jsonl, write
 
@@ -30,16 +31,7 @@ def test_events_are_valid_cover_agencies_departments_and_are_sorted() -> None:
     for ev in s.events:
         InboundEvent.model_validate(ev)
     assert len({e["event_id"] for e in s.events}) == len(s.events)
-    assert {e["agency"] for e in s.events} == {
-        "police",
-        "gendarmerie",
-        "douane",
-        "marine",
-        "justice",
-        "diplomatie",
-        "sgmer",
-        "ofast",
-    }
+    assert {e["agency"] for e in s.events} == set(AGENCIES)
     depts = {e["location"]["department"] for e in s.events}
     assert {"13", "59", "75", "76", "2A", "971", "972", "973", "974"} <= depts
     times = [datetime.fromisoformat(e["occurred_at"]) for e in s.events]
