@@ -32,6 +32,7 @@ from services.correlate.state import RedisState
 from shared.app import Health, create_app, on_stop
 from shared.models import NormalizedEvent
 from shared.redis import Keys, create_redis
+from shared.retry import retry
 from shared.topics import Topics
 
 log = logging.getLogger("vigie.correlate")
@@ -106,17 +107,16 @@ def build(
             raw_of[(event.agency, event.event_id)] = ev
         if settings.engine_mode == "noop" or not decoded:
             return
-        for attempt in range(settings.redis_attempts):
-            before = state.round_trips
-            try:
-                outcome = await engine.process(decoded)
-                break
-            except Exception as exc:  # Redis down, timeout...: retry the idempotent batch
-                metrics.redis_round_trips.inc(state.round_trips - before)
-                log.warning("correlation failed, retrying",
-                            extra={"attempt": attempt + 1, "error": type(exc).__name__})
-                await asyncio.sleep(min(2.0, 0.1 * 2 ** attempt))
-        else:
+        def failed(attempt: int, exc: BaseException) -> None:
+            log.warning("correlation failed, retrying",
+                        extra={"attempt": attempt, "error": type(exc).__name__})
+
+        before = state.round_trips
+        try:  # Redis down, timeout...: retry the idempotent batch
+            outcome = await retry(lambda: engine.process(decoded), settings.redis_attempts,
+                                  base_delay=0.1, max_delay=2.0, on_error=failed)
+        except Exception:
+            metrics.redis_round_trips.inc(state.round_trips - before)
             for event in decoded:
                 metrics.failed.labels("state_unavailable").inc()
                 await dead_letter(raw_of[(event.agency, event.event_id)], "state_unavailable",

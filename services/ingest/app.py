@@ -19,9 +19,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -34,26 +34,10 @@ from services.ingest.settings import IngestSettings
 from services.ingest.validate import Rejection
 from shared.app import Health, create_app, on_stop
 from shared.redis import Keys, create_redis
+from shared.retry import retry
 from shared.topics import Topics
 
 log = logging.getLogger("vigie.ingest")
-T = TypeVar("T")
-
-
-async def retry(fn: Callable[[], Awaitable[T]], attempts: int, base_delay: float = 0.05) -> T:
-    """``fn()``, retried with exponential backoff; the last error propagates."""
-    for attempt in range(attempts):
-        try:
-            return await fn()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(base_delay * 2**attempt)
-    raise AssertionError("unreachable")
-
-
 def _headers(msg: Any) -> list[tuple[str, bytes]] | None:
     raw = msg.headers
     if not raw:

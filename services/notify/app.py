@@ -10,7 +10,6 @@ as ``/metrics``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -38,6 +37,7 @@ from services.notify.settings import NotifySettings
 from shared.app import Health, create_app, on_stop
 from shared.models import Alert
 from shared.redis import Keys, create_redis
+from shared.retry import retry
 from shared.topics import Topics
 
 log = logging.getLogger("vigie.notify")
@@ -125,16 +125,18 @@ def build(
         alerts = [a for a in (decode(bytes(v)) for v in batch) if a is not None]
         while bad:
             await dlq(bad.pop(0))
-        for attempt in range(8):
-            try:
-                await dispatcher.ingest_many(alerts)
-            except RedisError as exc:
-                log.warning("redis error while recording alerts",
-                            extra={"error": type(exc).__name__, "attempt": attempt + 1})
-                await asyncio.sleep(min(8.0, 0.25 * 2**attempt))
-            else:
-                metrics.alerts.labels("recorded").inc(len(alerts))
-                return
+        def failed(attempt: int, exc: BaseException) -> None:
+            log.warning("redis error while recording alerts",
+                        extra={"error": type(exc).__name__, "attempt": attempt})
+
+        try:
+            await retry(lambda: dispatcher.ingest_many(alerts), 8, base_delay=0.25,
+                        max_delay=8.0, retry_on=(RedisError,), on_error=failed)
+        except RedisError:
+            pass
+        else:
+            metrics.alerts.labels("recorded").inc(len(alerts))
+            return
         metrics.alerts.labels("state_unavailable").inc(len(alerts))
         metrics.dlq.labels("state_unavailable").inc(len(alerts))
         for a in alerts:
