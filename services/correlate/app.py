@@ -39,8 +39,11 @@ log = logging.getLogger("vigie.correlate")
 
 
 def _source(ev: Any) -> dict[str, Any]:
-    return {"topic": ev.message.topic, "partition": ev.message.partition,
-            "offset": ev.message.offset}
+    return {
+        "topic": ev.message.topic,
+        "partition": ev.message.partition,
+        "offset": ev.message.offset,
+    }
 
 
 def build(
@@ -61,8 +64,12 @@ def build(
     reloader = Reloader(settings.rules_dir or DEFAULT_DIR)
     metrics.set_rules(reloader.active.version, len(reloader.active.rules))
     state = RedisState(redis, naive=settings.engine_mode == "naive")
-    engine = Engine(reloader.active, state, Keys(settings.redis_prefix + ":corr"),
-                    settings.allowed_lateness_s * 1000)
+    engine = Engine(
+        reloader.active,
+        state,
+        Keys(settings.redis_prefix + ":corr"),
+        settings.allowed_lateness_s * 1000,
+    )
     sighup = asyncio.Event()
 
     def reload(force: bool = False) -> None:
@@ -88,10 +95,16 @@ def build(
                 reload(force=True)
 
     async def dead_letter(ev: Any, reason: str, message: str) -> None:
-        await dlq_out.send(value=json.dumps({
-            "reason": reason, "message": message, "source": _source(ev),
-            "original": ev.value.decode("utf-8", "replace"),
-        }).encode())
+        await dlq_out.send(
+            value=json.dumps(
+                {
+                    "reason": reason,
+                    "message": message,
+                    "source": _source(ev),
+                    "original": ev.value.decode("utf-8", "replace"),
+                }
+            ).encode()
+        )
 
     async def correlate_batch(batch: list[Any]) -> None:
         decoded: list[NormalizedEvent] = []
@@ -107,20 +120,31 @@ def build(
             raw_of[(event.agency, event.event_id)] = ev
         if settings.engine_mode == "noop" or not decoded:
             return
+
         def failed(attempt: int, exc: BaseException) -> None:
-            log.warning("correlation failed, retrying",
-                        extra={"attempt": attempt, "error": type(exc).__name__})
+            log.warning(
+                "correlation failed, retrying",
+                extra={"attempt": attempt, "error": type(exc).__name__},
+            )
 
         before = state.round_trips
         try:  # Redis down, timeout...: retry the idempotent batch
-            outcome = await retry(lambda: engine.process(decoded), settings.redis_attempts,
-                                  base_delay=0.1, max_delay=2.0, on_error=failed)
+            outcome = await retry(
+                lambda: engine.process(decoded),
+                settings.redis_attempts,
+                base_delay=0.1,
+                max_delay=2.0,
+                on_error=failed,
+            )
         except Exception:
             metrics.redis_round_trips.inc(state.round_trips - before)
             for event in decoded:
                 metrics.failed.labels("state_unavailable").inc()
-                await dead_letter(raw_of[(event.agency, event.event_id)], "state_unavailable",
-                                  "the state store kept failing")
+                await dead_letter(
+                    raw_of[(event.agency, event.event_id)],
+                    "state_unavailable",
+                    "the state store kept failing",
+                )
             return
         metrics.redis_round_trips.inc(state.round_trips - before)
         for event in outcome.late:
@@ -129,8 +153,9 @@ def build(
             await late_out.send(key=ev.message.key, value=ev.value)
         for alert, claim in outcome.alerts:
             try:
-                await alerts_out.send(key=alert.alert_id.encode(),
-                                      value=alert.model_dump_json().encode())
+                await alerts_out.send(
+                    key=alert.alert_id.encode(), value=alert.model_dump_json().encode()
+                )
             except Exception:
                 await state.release([claim])  # a redelivery may raise it again
                 raise
@@ -139,7 +164,8 @@ def build(
     @app.agent(events_in, name="correlate")
     async def correlate(stream: faust.StreamT[Any]) -> None:
         batches = stream.take_events(  # type: ignore[attr-defined]
-            settings.batch_max, within=settings.batch_within_s)
+            settings.batch_max, within=settings.batch_within_s
+        )
         async for batch in batches:
             started = time.perf_counter()
             try:

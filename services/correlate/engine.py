@@ -121,9 +121,15 @@ class Engine:
 
     def _obs(self, event: NormalizedEvent, **extra: Any) -> Obs:
         return Obs(
-            agency=event.agency, event_id=event.event_id, t=event_ms(event.occurred_at),
-            type=event.type.value, case_ref=event.case_ref, contact=event.contact,
-            handling=event.handling.value, department=event.location.department, **extra,
+            agency=event.agency,
+            event_id=event.event_id,
+            t=event_ms(event.occurred_at),
+            type=event.type.value,
+            case_ref=event.case_ref,
+            contact=event.contact,
+            handling=event.handling.value,
+            department=event.location.department,
+            **extra,
         )
 
     def plan(self, event: NormalizedEvent) -> list[_Planned]:
@@ -147,14 +153,25 @@ class Engine:
                     start, end = _interval(event)
                     obs = self._obs(event, start=start, end=end)
                     retain, ttl = end + keep, keep + max(0, end - t)
-                op: Op = GeoOp(self.keys.tagged(tag, "g"), self.keys.tagged(tag, "h"),
-                               self.keys.tagged(tag, "z"), obs, loc.lon, loc.lat, retain,
-                               rule.radius_m, ttl)
+                op: Op = GeoOp(
+                    self.keys.tagged(tag, "g"),
+                    self.keys.tagged(tag, "h"),
+                    self.keys.tagged(tag, "z"),
+                    obs,
+                    loc.lon,
+                    loc.lat,
+                    retain,
+                    rule.radius_m,
+                    ttl,
+                )
                 out.append(_Planned(event, rule, rule.id, tag, op))
                 continue
             if isinstance(rule, DistinctRule):
-                value = agency if rule.field == "agency" else (
-                    etype if rule.field == "type" else getattr(event.location, rule.field))
+                value = (
+                    agency
+                    if rule.field == "agency"
+                    else (etype if rule.field == "type" else getattr(event.location, rule.field))
+                )
                 obs = self._obs(event, value=value)
             elif isinstance(rule, SequenceRule):
                 steps = rule.step_of(etype, agency, details)
@@ -167,8 +184,15 @@ class Engine:
                 # windows of every rule on it are updated by one script call
                 tag = _tag(group.split("=", 1)[1] if group.startswith("entity") else group)
                 gid = _tag(rule.id, group)[:8]  # the rule and the group key's kind
-                op = WindowOp(self.keys.tagged(tag, gid, "h"), self.keys.tagged(tag, gid, "z"),
-                              obs, rule.window, keep, keep, neighbours)
+                op = WindowOp(
+                    self.keys.tagged(tag, gid, "h"),
+                    self.keys.tagged(tag, gid, "z"),
+                    obs,
+                    rule.window,
+                    keep,
+                    keep,
+                    neighbours,
+                )
                 out.append(_Planned(event, rule, group, tag, op))
         # the same event's ops on one group next to each other (fewer script calls)
         return sorted(out, key=lambda p: p.tag)
@@ -190,16 +214,25 @@ class Engine:
         rule, event = p.rule, p.event
         alert_id = fingerprint(rule.id, p.group, m.anchor)
         agencies = sorted({o.agency for o in m.evidence})
-        labels = {**rule.labels, "rule": rule.id, "severity": rule.severity.value,
-                  "axis": rule.resolved_axis(), "agencies": ",".join(agencies)}
+        labels = {
+            **rule.labels,
+            "rule": rule.id,
+            "severity": rule.severity.value,
+            "axis": rule.resolved_axis(),
+            "agencies": ",".join(agencies),
+        }
         department = event.location.department or next(
-            (o.department for o in m.evidence if o.department), None)
+            (o.department for o in m.evidence if o.department), None
+        )
         if department:
             labels["department"] = department
         if p.group.startswith("entity:"):
             labels["entity_kind"] = p.group.split(":", 1)[1].split("=", 1)[0]
-        handling = (Handling.SECRET if any(o.handling == "secret" for o in m.evidence)
-                    else Handling.RESTRICTED)
+        handling = (
+            Handling.SECRET
+            if any(o.handling == "secret" for o in m.evidence)
+            else Handling.RESTRICTED
+        )
         types = ", ".join(sorted({o.type for o in m.evidence}))
         alert = Alert(
             alert_id=alert_id,
@@ -214,9 +247,13 @@ class Engine:
             ),
             starts_at=datetime.fromtimestamp(max(o.t for o in m.evidence) / 1000, UTC),
             evidence=[
-                Evidence(agency=o.agency, event_id=o.event_id,  # type: ignore[arg-type]
-                         occurred_at=datetime.fromtimestamp(o.t / 1000, UTC),
-                         case_ref=o.case_ref, contact=o.contact)
+                Evidence(
+                    agency=o.agency,  # type: ignore[arg-type]
+                    event_id=o.event_id,
+                    occurred_at=datetime.fromtimestamp(o.t / 1000, UTC),
+                    case_ref=o.case_ref,
+                    contact=o.contact,
+                )
                 for o in m.evidence
             ],
             handling=handling,
@@ -227,8 +264,13 @@ class Engine:
         )
         ttl = rule.window + self.lateness_ms
         gid = _tag(rule.id, p.group)[:8]
-        claim = Claim(self.keys.tagged(p.tag, "f", alert_id), self.keys.tagged(p.tag, gid, "s"),
-                      p.op.obs.t, rule.suppress or 0, max(ttl, rule.suppress or 0))
+        claim = Claim(
+            self.keys.tagged(p.tag, "f", alert_id),
+            self.keys.tagged(p.tag, gid, "s"),
+            p.op.obs.t,
+            rule.suppress or 0,
+            max(ttl, rule.suppress or 0),
+        )
         return alert, claim
 
     async def process(self, events: list[NormalizedEvent]) -> Outcome:
@@ -245,8 +287,11 @@ class Engine:
         outcome.ops = len(planned)
         results = await self.state.apply([p.op for p in planned])
         now = self.clock()
-        candidates = [self._alert(p, m, now) for p, seen in zip(planned, results, strict=True)
-                      for m in self._matches(p, seen)]
+        candidates = [
+            self._alert(p, m, now)
+            for p, seen in zip(planned, results, strict=True)
+            for m in self._matches(p, seen)
+        ]
         if candidates:
             fired = await self.state.claim([c for _, c in candidates])
             outcome.alerts = [ac for ac, ok in zip(candidates, fired, strict=True) if ok]

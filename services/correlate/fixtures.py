@@ -65,25 +65,38 @@ class CaseResult:
 
     @property
     def ok(self) -> bool:
-        return (Counter(self.expected) == Counter(self.got)
-                and sorted(self.late_expected) == sorted(self.late_got)
-                and self.replay_alerts == 0)
+        return (
+            Counter(self.expected) == Counter(self.got)
+            and sorted(self.late_expected) == sorted(self.late_got)
+            and self.replay_alerts == 0
+        )
 
 
 def to_event(raw: dict[str, Any]) -> NormalizedEvent:
     """The compact fixture form of an event → a :class:`NormalizedEvent`."""
     raw = dict(raw)
     location = dict(raw.pop("location", {}) or {})
-    for short, name in (("dept", "department"), ("lat", "lat"), ("lon", "lon"),
-                        ("site", "site"), ("h3", "h3"), ("insee", "insee")):
+    for short, name in (
+        ("dept", "department"),
+        ("lat", "lat"),
+        ("lon", "lon"),
+        ("site", "site"),
+        ("h3", "h3"),
+        ("insee", "insee"),
+    ):
         if short in raw:
             location[name] = raw.pop(short)
     entities = []
     for kind, tokens in (raw.pop("entities", {}) or {}).items():
         for token in tokens if isinstance(tokens, list) else [tokens]:
             entities.append({"kind": kind, "token": f"fx:{token}"})
-    doc = {"event_id": raw.pop("id"), "occurred_at": raw.pop("at"), "location": location,
-           "entities": entities, **raw}
+    doc = {
+        "event_id": raw.pop("id"),
+        "occurred_at": raw.pop("at"),
+        "location": location,
+        "entities": entities,
+        **raw,
+    }
     doc.setdefault("case_ref", f"case-{doc['event_id']}")
     doc.setdefault("contact", f"unit-{doc['agency']}")
     return NormalizedEvent.model_validate(doc)
@@ -93,16 +106,24 @@ def _alert_key(rule: str, ids: list[str] | tuple[str, ...]) -> tuple[str, tuple[
     return (rule, tuple(sorted(ids)))
 
 
-async def run_case(redis: aioredis.Redis, rules: RuleSet, scope: set[str], file: str,
-                   case: dict[str, Any], default_rule: str) -> CaseResult:
+async def run_case(
+    redis: aioredis.Redis,
+    rules: RuleSet,
+    scope: set[str],
+    file: str,
+    case: dict[str, Any],
+    default_rule: str,
+) -> CaseResult:
     """Run one case on a fresh key prefix (deleted afterwards)."""
     name = str(case.get("name", "?"))
     try:
         events = [to_event(e) for e in case.get("events", [])]
     except (ValidationError, KeyError, TypeError, AttributeError) as exc:
         raise FixtureError(f"{file}: case {name!r}: bad event: {exc}") from None
-    expected = [_alert_key(str(x.get("rule", default_rule)), [str(i) for i in x["evidence"]])
-                for x in case.get("expect", []) or []]
+    expected = [
+        _alert_key(str(x.get("rule", default_rule)), [str(i) for i in x["evidence"]])
+        for x in case.get("expect", []) or []
+    ]
     prefix = f"vigie-fixture:{uuid.uuid4().hex[:12]}"
     engine = Engine(rules, RedisState(redis), Keys(prefix), LATENESS_MS, clock=lambda: CLOCK_MS)
     got: list[tuple[str, tuple[str, ...]]] = []
@@ -111,15 +132,19 @@ async def run_case(redis: aioredis.Redis, rules: RuleSet, scope: set[str], file:
         for event in events:
             outcome = await engine.process([event])
             late += [e.event_id for e in outcome.late]
-            got += [_alert_key(a.rule, [e.event_id for e in a.evidence])
-                    for a, _ in outcome.alerts if a.rule in scope]
+            got += [
+                _alert_key(a.rule, [e.event_id for e in a.evidence])
+                for a, _ in outcome.alerts
+                if a.rule in scope
+            ]
         replay = await engine.process(events)
         replay_alerts = sum(1 for a, _ in replay.alerts if a.rule in scope)
     finally:
         async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
             await redis.delete(key)
-    return CaseResult(file, name, expected, got, [str(i) for i in case.get("late", []) or []],
-                      late, replay_alerts)
+    return CaseResult(
+        file, name, expected, got, [str(i) for i in case.get("late", []) or []], late, replay_alerts
+    )
 
 
 def fixture_files(path: Path | None) -> list[Path]:
@@ -149,8 +174,9 @@ async def run_file(redis: aioredis.Redis, file: Path) -> list[CaseResult]:
     unknown = scope - set(rules.by_id)
     if unknown:
         raise FixtureError(f"{file.name}: unknown rule(s) {sorted(unknown)}")
-    return [await run_case(redis, rules, scope, file.name, case, default_rule)
-            for case in doc["cases"]]
+    return [
+        await run_case(redis, rules, scope, file.name, case, default_rule) for case in doc["cases"]
+    ]
 
 
 async def run_all(redis_url: str, path: Path | None) -> list[CaseResult]:
@@ -207,10 +233,15 @@ def cli_rules_test(path: Path | None, out: Console, err: Console) -> int:
     for col in ("file", "case", "expected", "got", "late", "replay", "result"):
         table.add_column(col)
     for r in results:
-        table.add_row(r.file, r.case, _fmt(r.expected), _fmt(r.got),
-                      ",".join(r.late_got) or "-",
-                      "ok" if r.replay_alerts == 0 else f"+{r.replay_alerts}",
-                      "[green]PASS[/]" if r.ok else "[red]FAIL[/]")
+        table.add_row(
+            r.file,
+            r.case,
+            _fmt(r.expected),
+            _fmt(r.got),
+            ",".join(r.late_got) or "-",
+            "ok" if r.replay_alerts == 0 else f"+{r.replay_alerts}",
+            "[green]PASS[/]" if r.ok else "[red]FAIL[/]",
+        )
     out.print(table)
     failed = [r for r in results if not r.ok]
     out.print(f"{len(results) - len(failed)}/{len(results)} cases pass")

@@ -47,7 +47,7 @@ def threshold(rule: ThresholdRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]
     n = rule.count
     i_cur = next(i for i, o in enumerate(obs) if o.member == cur.member)
     for start in range(max(0, i_cur - n + 1), min(i_cur, len(obs) - n) + 1):
-        run = obs[start:start + n]
+        run = obs[start : start + n]
         if len(run) == n and run[-1].t - run[0].t <= rule.window:
             return [Match(run[0].member, tuple(run))]
     return []
@@ -127,12 +127,16 @@ def proximity(rule: ProximityRule, cur: Obs, near: Sequence[Obs]) -> list[Match]
     """A trigger with the references at most ``window`` before it (one alert per
     trigger); a late reference completes the triggers already seen after it."""
     if cur.role == "t":
-        refs = sorted((o for o in near if o.role == "r" and 0 <= cur.t - o.t <= rule.window),
-                      key=_key)
+        refs = sorted(
+            (o for o in near if o.role == "r" and 0 <= cur.t - o.t <= rule.window), key=_key
+        )
         return [Match(cur.member, (*refs[:8], cur))] if refs else []
     if cur.role == "r":
-        return [Match(o.member, (cur, o)) for o in sorted(near, key=_key)
-                if o.role == "t" and 0 <= o.t - cur.t <= rule.window]
+        return [
+            Match(o.member, (cur, o))
+            for o in sorted(near, key=_key)
+            if o.role == "t" and 0 <= o.t - cur.t <= rule.window
+        ]
     return []
 
 

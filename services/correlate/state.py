@@ -128,17 +128,39 @@ class Obs:
         return f"{self.agency}|{self.event_id}"
 
     def to_json(self) -> str:
-        d = {"a": self.agency, "e": self.event_id, "t": self.t, "y": self.type,
-             "c": self.case_ref, "p": self.contact, "h": self.handling, "d": self.department,
-             "v": self.value, "r": self.role, "s": self.start, "f": self.end}
+        d = {
+            "a": self.agency,
+            "e": self.event_id,
+            "t": self.t,
+            "y": self.type,
+            "c": self.case_ref,
+            "p": self.contact,
+            "h": self.handling,
+            "d": self.department,
+            "v": self.value,
+            "r": self.role,
+            "s": self.start,
+            "f": self.end,
+        }
         return json.dumps({k: v for k, v in d.items() if v is not None}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Obs:
         d: dict[str, Any] = json.loads(raw)
-        return cls(d["a"], d["e"], int(d["t"]), d["y"], d.get("c"), d.get("p"),
-                   d.get("h", "restricted"), d.get("d"), d.get("v"), d.get("r"),
-                   d.get("s"), d.get("f"))
+        return cls(
+            d["a"],
+            d["e"],
+            int(d["t"]),
+            d["y"],
+            d.get("c"),
+            d.get("p"),
+            d.get("h", "restricted"),
+            d.get("d"),
+            d.get("v"),
+            d.get("r"),
+            d.get("s"),
+            d.get("f"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +212,7 @@ class State(Protocol):
 
 
 def _tag_of(key: str) -> str:
-    return key[key.index("{"):key.index("}") + 1] if "{" in key else key
+    return key[key.index("{") : key.index("}") + 1] if "{" in key else key
 
 
 def _calls(ops: list[Op]) -> list[list[Op]]:
@@ -199,9 +221,12 @@ def _calls(ops: list[Op]) -> list[list[Op]]:
     calls: list[list[Op]] = []
     for op in ops:
         prev = calls[-1][0] if calls else None
-        if (isinstance(op, WindowOp) and isinstance(prev, WindowOp)
-                and prev.obs.member == op.obs.member
-                and _tag_of(prev.hash_key) == _tag_of(op.hash_key)):
+        if (
+            isinstance(op, WindowOp)
+            and isinstance(prev, WindowOp)
+            and prev.obs.member == op.obs.member
+            and _tag_of(prev.hash_key) == _tag_of(op.hash_key)
+        ):
             calls[-1].append(op)
         else:
             calls.append([op])
@@ -246,8 +271,17 @@ class RedisState:
         assert isinstance(op, GeoOp)
         return await self._geo(
             keys=[op.geo_key, op.hash_key, op.zset_key],
-            args=[op.obs.member, op.lon, op.lat, op.obs.to_json(), op.retain_until, op.obs.t,
-                  op.radius_m, op.ttl_ms, MAX_READ],
+            args=[
+                op.obs.member,
+                op.lon,
+                op.lat,
+                op.obs.to_json(),
+                op.retain_until,
+                op.obs.t,
+                op.radius_m,
+                op.ttl_ms,
+                MAX_READ,
+            ],
             client=client,
         )
 
@@ -277,8 +311,11 @@ class RedisState:
         self.round_trips += 1
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in claims:
-                await self._claim(keys=[c.fired_key, c.suppress_key],
-                                  args=[c.t, c.suppress_ms, c.ttl_ms], client=pipe)
+                await self._claim(
+                    keys=[c.fired_key, c.suppress_key],
+                    args=[c.t, c.suppress_ms, c.ttl_ms],
+                    client=pipe,
+                )
             results = await pipe.execute()
         return [bool(r) for r in results]
 
@@ -322,20 +359,24 @@ class MemoryState:
                     ranked = sorted(w.values(), key=lambda o: (o.t, o.member))
                     r = next((i for i, o in enumerate(ranked) if o.member == op.obs.member), None)
                     k = op.neighbours
-                    out.append([] if r is None else ranked[max(0, r - k):r + k + 1])
+                    out.append([] if r is None else ranked[max(0, r - k) : r + k + 1])
                     continue
-                near = sorted((o for o in w.values() if abs(o.t - op.obs.t) <= op.lookback_ms),
-                              key=lambda o: (o.t, o.member))
+                near = sorted(
+                    (o for o in w.values() if abs(o.t - op.obs.t) <= op.lookback_ms),
+                    key=lambda o: (o.t, o.member),
+                )
                 out.append(near[:500])
             else:
                 g = self.geo.setdefault(op.geo_key, {})
                 g.setdefault(op.obs.member, (op.obs, op.lat, op.lon, op.retain_until))
                 for m in [m for m, v in g.items() if v[3] < op.obs.t]:
                     del g[m]
-                found = [(distance_m(op.lat, op.lon, la, lo), o) for o, la, lo, _ in g.values()
-                         if o.member != op.obs.member]
-                out.append([o for d, o in sorted(found, key=lambda x: x[0])
-                            if d <= op.radius_m])
+                found = [
+                    (distance_m(op.lat, op.lon, la, lo), o)
+                    for o, la, lo, _ in g.values()
+                    if o.member != op.obs.member
+                ]
+                out.append([o for d, o in sorted(found, key=lambda x: x[0]) if d <= op.radius_m])
         return out
 
     async def claim(self, claims: list[Claim]) -> list[bool]:

@@ -38,6 +38,8 @@ from shared.retry import retry
 from shared.topics import Topics
 
 log = logging.getLogger("vigie.ingest")
+
+
 def _headers(msg: Any) -> list[tuple[str, bytes]] | None:
     raw = msg.headers
     if not raw:

@@ -20,81 +20,191 @@ from services.notify.dispatch import Dispatcher
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
-    "info": {"title": "Vigie notify API", "version": "1",
-             "description": "Acknowledge, resolve and silence the alerts of one coordinating "
-                            "cell. Authenticate with the cell's bearer token."},
+    "info": {
+        "title": "Vigie notify API",
+        "version": "1",
+        "description": "Acknowledge, resolve and silence the alerts of one coordinating "
+        "cell. Authenticate with the cell's bearer token.",
+    },
     "components": {
         "securitySchemes": {"cellToken": {"type": "http", "scheme": "bearer"}},
         "schemas": {
-            "Alert": {"type": "object", "description": "An alert as the cell may see it "
-                      "(Alertmanager webhook alert shape; a pointer when redacted)",
-                      "properties": {
-                          "fingerprint": {"type": "string"}, "status": {"type": "string"},
-                          "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                          "annotations": {"type": "object"}, "evidence": {"type": "array"},
-                          "redacted": {"type": "boolean"}, "incident": {"type": "integer"},
-                          "state": {"type": "string", "enum": ["open", "resolved"]},
-                          "acknowledgedBy": {"type": "string", "nullable": True}}},
-            "Incident": {"type": "object", "properties": {
-                "seq": {"type": "string"}, "state": {"type": "string"},
-                "acked_by": {"type": "string"}, "resolved_by": {"type": "string"}}},
-            "SilenceIn": {"type": "object", "required": ["matchers"], "properties": {
-                "matchers": {"type": "array", "items": {"type": "string"},
-                             "example": ['rule="target_deconfliction"']},
-                "startsAt": {"type": "number", "description": "epoch seconds (default now)"},
-                "endsAt": {"type": "number", "description": "epoch seconds"},
-                "duration": {"type": "number", "description": "seconds, instead of endsAt"},
-                "comment": {"type": "string"}}},
-            "Silence": {"type": "object", "properties": {
-                "id": {"type": "string"}, "cell": {"type": "string"},
-                "matchers": {"type": "array", "items": {"type": "string"}},
-                "starts_at": {"type": "number"}, "ends_at": {"type": "number"},
-                "comment": {"type": "string"}}},
+            "Alert": {
+                "type": "object",
+                "description": "An alert as the cell may see it "
+                "(Alertmanager webhook alert shape; a pointer when redacted)",
+                "properties": {
+                    "fingerprint": {"type": "string"},
+                    "status": {"type": "string"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "annotations": {"type": "object"},
+                    "evidence": {"type": "array"},
+                    "redacted": {"type": "boolean"},
+                    "incident": {"type": "integer"},
+                    "state": {"type": "string", "enum": ["open", "resolved"]},
+                    "acknowledgedBy": {"type": "string", "nullable": True},
+                },
+            },
+            "Incident": {
+                "type": "object",
+                "properties": {
+                    "seq": {"type": "string"},
+                    "state": {"type": "string"},
+                    "acked_by": {"type": "string"},
+                    "resolved_by": {"type": "string"},
+                },
+            },
+            "SilenceIn": {
+                "type": "object",
+                "required": ["matchers"],
+                "properties": {
+                    "matchers": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "example": ['rule="target_deconfliction"'],
+                    },
+                    "startsAt": {"type": "number", "description": "epoch seconds (default now)"},
+                    "endsAt": {"type": "number", "description": "epoch seconds"},
+                    "duration": {"type": "number", "description": "seconds, instead of endsAt"},
+                    "comment": {"type": "string"},
+                },
+            },
+            "Silence": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "cell": {"type": "string"},
+                    "matchers": {"type": "array", "items": {"type": "string"}},
+                    "starts_at": {"type": "number"},
+                    "ends_at": {"type": "number"},
+                    "comment": {"type": "string"},
+                },
+            },
             "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
         },
     },
     "security": [{"cellToken": []}],
     "paths": {
-        "/api/v1/alerts": {"get": {"summary": "The cell's alerts, newest first", "responses": {
-            "200": {"description": "alerts", "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"alerts": {"type": "array", "items": {
-                    "$ref": "#/components/schemas/Alert"}}}}}}},
-            "401": {"description": "no or unknown token"}}}},
-        "/api/v1/alerts/{alert_id}/ack": {"post": {
-            "summary": "Acknowledge the alert's open incident (stops escalation)",
-            "parameters": [{"name": "alert_id", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "incident", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Incident"}}}},
-                "401": {"description": "no or unknown token"},
-                "404": {"description": "not an alert of this cell"}}}},
-        "/api/v1/alerts/{alert_id}/resolve": {"post": {
-            "summary": "Resolve the alert's incident by hand; firing again opens a new one",
-            "parameters": [{"name": "alert_id", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "incident"},
-                          "401": {"description": "no or unknown token"},
-                          "404": {"description": "not an alert of this cell"}}}},
+        "/api/v1/alerts": {
+            "get": {
+                "summary": "The cell's alerts, newest first",
+                "responses": {
+                    "200": {
+                        "description": "alerts",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "alerts": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Alert"},
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "401": {"description": "no or unknown token"},
+                },
+            }
+        },
+        "/api/v1/alerts/{alert_id}/ack": {
+            "post": {
+                "summary": "Acknowledge the alert's open incident (stops escalation)",
+                "parameters": [
+                    {
+                        "name": "alert_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "incident",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Incident"}
+                            }
+                        },
+                    },
+                    "401": {"description": "no or unknown token"},
+                    "404": {"description": "not an alert of this cell"},
+                },
+            }
+        },
+        "/api/v1/alerts/{alert_id}/resolve": {
+            "post": {
+                "summary": "Resolve the alert's incident by hand; firing again opens a new one",
+                "parameters": [
+                    {
+                        "name": "alert_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "incident"},
+                    "401": {"description": "no or unknown token"},
+                    "404": {"description": "not an alert of this cell"},
+                },
+            }
+        },
         "/api/v1/silences": {
-            "get": {"summary": "The cell's active silences", "responses": {
-                "200": {"description": "silences"}, "401": {"description": "no token"}}},
-            "post": {"summary": "Create a silence (mutes this cell's notifications only)",
-                     "requestBody": {"required": True, "content": {"application/json": {
-                         "schema": {"$ref": "#/components/schemas/SilenceIn"}}}},
-                     "responses": {"201": {"description": "created", "content": {
-                         "application/json": {"schema": {
-                             "$ref": "#/components/schemas/Silence"}}}},
-                         "400": {"description": "bad matchers or period"},
-                         "401": {"description": "no or unknown token"}}}},
-        "/api/v1/silences/{silence_id}": {"delete": {
-            "summary": "Expire a silence", "parameters": [
-                {"name": "silence_id", "in": "path", "required": True,
-                 "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "expired"},
-                          "401": {"description": "no or unknown token"},
-                          "404": {"description": "no such silence for this cell"}}}},
-        "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [],
-                                         "responses": {"200": {"description": "OpenAPI"}}}},
+            "get": {
+                "summary": "The cell's active silences",
+                "responses": {
+                    "200": {"description": "silences"},
+                    "401": {"description": "no token"},
+                },
+            },
+            "post": {
+                "summary": "Create a silence (mutes this cell's notifications only)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/SilenceIn"}}
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "created",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Silence"}}
+                        },
+                    },
+                    "400": {"description": "bad matchers or period"},
+                    "401": {"description": "no or unknown token"},
+                },
+            },
+        },
+        "/api/v1/silences/{silence_id}": {
+            "delete": {
+                "summary": "Expire a silence",
+                "parameters": [
+                    {
+                        "name": "silence_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "expired"},
+                    "401": {"description": "no or unknown token"},
+                    "404": {"description": "no such silence for this cell"},
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "OpenAPI"}},
+            }
+        },
     },
 }
 
@@ -110,8 +220,11 @@ def register(app: faust.App, dispatcher: Dispatcher, token_index: dict[str, str]
         return token_index.get(digest)
 
     def unauthorized(view: View) -> Response:
-        return view.json({"error": "unauthorized"}, status=401,
-                         headers={"WWW-Authenticate": 'Bearer realm="vigie"'})
+        return view.json(
+            {"error": "unauthorized"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="vigie"'},
+        )
 
     async def audit(kind: str, **fields: Any) -> None:
         await dispatcher.audit({"kind": kind, **fields})
@@ -168,16 +281,27 @@ def register(app: faust.App, dispatcher: Dispatcher, token_index: dict[str, str]
                 body = json.loads(await request.read())
                 now = dispatcher.clock()
                 starts = float(body.get("startsAt", now))
-                ends = float(body["endsAt"]) if "endsAt" in body else starts + float(
-                    body["duration"])
+                ends = (
+                    float(body["endsAt"]) if "endsAt" in body else starts + float(body["duration"])
+                )
                 silence = await dispatcher.silences.create(
-                    cell, [str(m) for m in body["matchers"]], starts, ends,
-                    str(body.get("comment", "")), now)
+                    cell,
+                    [str(m) for m in body["matchers"]],
+                    starts,
+                    ends,
+                    str(body.get("comment", "")),
+                    now,
+                )
             except (ValueError, KeyError, TypeError) as exc:
                 return self.json({"error": f"bad silence: {exc}"}, status=400)
             dispatcher.invalidate_silences(cell)
-            await audit("silence", action="create", cell=cell, silence_id=silence.id,
-                        ends_at=silence.ends_at)
+            await audit(
+                "silence",
+                action="create",
+                cell=cell,
+                silence_id=silence.id,
+                ends_at=silence.ends_at,
+            )
             return self.json(json.loads(silence.to_json()), status=201)
 
     @app.page("/api/v1/silences/{silence_id}")

@@ -46,18 +46,33 @@ log = logging.getLogger("vigie.notify")
 def delivery_config(settings: NotifySettings, smtp_password: str | None) -> DeliveryConfig:
     smtp = None
     if settings.smtp_host:
-        smtp = SmtpConfig(settings.smtp_host, settings.smtp_port, settings.smtp_sender,
-                          settings.smtp_starttls, settings.smtp_tls, settings.smtp_username,
-                          smtp_password, settings.delivery_timeout_s)
-    secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret \
-        else None
+        smtp = SmtpConfig(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_sender,
+            settings.smtp_starttls,
+            settings.smtp_tls,
+            settings.smtp_username,
+            smtp_password,
+            settings.delivery_timeout_s,
+        )
+    secret = (
+        settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
+    )
     return DeliveryConfig(
-        webhook_url=settings.notify_webhook_url, webhook_secret=secret,
-        attempts=settings.delivery_attempts, retry_base_s=settings.retry_base_s,
-        timeout_s=settings.delivery_timeout_s, give_up_s=settings.notify_give_up_s,
-        redeliver_s=settings.notify_redeliver_s, claim_s=settings.notify_claim_s,
-        lease_s=settings.notify_lease_s, per_receiver=settings.notify_per_receiver,
-        nflog_ttl_s=settings.nflog_ttl_s, smtp=smtp, matrix_homeserver=settings.matrix_homeserver,
+        webhook_url=settings.notify_webhook_url,
+        webhook_secret=secret,
+        attempts=settings.delivery_attempts,
+        retry_base_s=settings.retry_base_s,
+        timeout_s=settings.delivery_timeout_s,
+        give_up_s=settings.notify_give_up_s,
+        redeliver_s=settings.notify_redeliver_s,
+        claim_s=settings.notify_claim_s,
+        lease_s=settings.notify_lease_s,
+        per_receiver=settings.notify_per_receiver,
+        nflog_ttl_s=settings.nflog_ttl_s,
+        smtp=smtp,
+        matrix_homeserver=settings.matrix_homeserver,
     )
 
 
@@ -72,8 +87,9 @@ def build(
     channels = {type(ch) for c in cells.by_id.values() for ch in c.channels}
     if EmailChannel in channels and not settings.smtp_host:
         raise ValueError("a cell has an email channel but VIGIE_SMTP_HOST is not set")
-    if MatrixChannel in channels and not (settings.matrix_homeserver
-                                          and secrets.matrix_access_token):
+    if MatrixChannel in channels and not (
+        settings.matrix_homeserver and secrets.matrix_access_token
+    ):
         raise ValueError("a cell has a matrix channel but no VIGIE_MATRIX_HOMESERVER or token")
 
     app, health = create_app("notify", settings, registry)
@@ -92,9 +108,17 @@ def build(
     async def dlq(record: dict[str, Any]) -> None:
         await dlq_out.send(value=json.dumps(record, default=str).encode())
 
-    dispatcher = Dispatcher(redis, Keys(settings.redis_prefix), routing, cells, secrets,
-                            delivery_config(settings, secrets.smtp_password), metrics,
-                            audit, dlq)
+    dispatcher = Dispatcher(
+        redis,
+        Keys(settings.redis_prefix),
+        routing,
+        cells,
+        secrets,
+        delivery_config(settings, secrets.smtp_password),
+        metrics,
+        audit,
+        dlq,
+    )
     api.register(app, dispatcher, secrets.token_index())
 
     async def _close() -> None:
@@ -114,9 +138,14 @@ def build(
             metrics.alerts.labels("bad_alert").inc()
             metrics.dlq.labels("bad_alert").inc()
             err = exc.errors()[0]
-            bad.append({"reason": "bad_alert", "message": str(err["msg"]),
-                        "field": ".".join(str(x) for x in err["loc"]),
-                        "original": raw.decode("utf-8", "replace")[:65536]})
+            bad.append(
+                {
+                    "reason": "bad_alert",
+                    "message": str(err["msg"]),
+                    "field": ".".join(str(x) for x in err["loc"]),
+                    "original": raw.decode("utf-8", "replace")[:65536],
+                }
+            )
             return None
 
     bad: list[dict[str, Any]] = []
@@ -125,13 +154,22 @@ def build(
         alerts = [a for a in (decode(bytes(v)) for v in batch) if a is not None]
         while bad:
             await dlq(bad.pop(0))
+
         def failed(attempt: int, exc: BaseException) -> None:
-            log.warning("redis error while recording alerts",
-                        extra={"error": type(exc).__name__, "attempt": attempt})
+            log.warning(
+                "redis error while recording alerts",
+                extra={"error": type(exc).__name__, "attempt": attempt},
+            )
 
         try:
-            await retry(lambda: dispatcher.ingest_many(alerts), 8, base_delay=0.25,
-                        max_delay=8.0, retry_on=(RedisError,), on_error=failed)
+            await retry(
+                lambda: dispatcher.ingest_many(alerts),
+                8,
+                base_delay=0.25,
+                max_delay=8.0,
+                retry_on=(RedisError,),
+                on_error=failed,
+            )
         except RedisError:
             pass
         else:
@@ -140,8 +178,13 @@ def build(
         metrics.alerts.labels("state_unavailable").inc(len(alerts))
         metrics.dlq.labels("state_unavailable").inc(len(alerts))
         for a in alerts:
-            await dlq({"reason": "state_unavailable", "alert_id": a.alert_id,
-                       "original": a.model_dump_json()})
+            await dlq(
+                {
+                    "reason": "state_unavailable",
+                    "alert_id": a.alert_id,
+                    "original": a.model_dump_json(),
+                }
+            )
 
     @app.agent(alerts_in, name="notify")
     async def notify(stream: faust.StreamT[Any]) -> None:
@@ -154,7 +197,11 @@ def build(
                 log.exception("unexpected error on a batch of alerts")
                 metrics.dlq.labels("internal_error").inc(len(batch))
                 for value in batch:
-                    await dlq({"reason": "internal_error",
-                               "original": bytes(value).decode("utf-8", "replace")[:65536]})
+                    await dlq(
+                        {
+                            "reason": "internal_error",
+                            "original": bytes(value).decode("utf-8", "replace")[:65536],
+                        }
+                    )
 
     return app, health

@@ -146,8 +146,12 @@ def parse_cells(raw: Any) -> Cells:
         except RoutingError as exc:
             raise CellsError(f"cell {cid}: {exc}") from None
         cells[cid] = Cell(
-            id=cid, name=rc.name, clearance=rc.clearance or d.clearance, ack_timeout_s=timeout,
-            escalate_to=rc.escalate_to, contact=rc.contact,
+            id=cid,
+            name=rc.name,
+            clearance=rc.clearance or d.clearance,
+            ack_timeout_s=timeout,
+            escalate_to=rc.escalate_to,
+            contact=rc.contact,
             channels=rc.channels if rc.channels is not None else d.channels,
         )
     for cid, cell in cells.items():

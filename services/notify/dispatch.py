@@ -64,6 +64,7 @@ def _s(value: Any) -> str:
 def _hash(raw: Any) -> dict[str, str]:
     return {_s(k): _s(v) for k, v in raw.items()}
 
+
 Clock = Callable[[], float]
 Sink = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -226,8 +227,9 @@ class Dispatcher:
         self._nflog_claim = self.redis.register_script(_NFLOG_CLAIM)
         self._unschedule = self.redis.register_script(_UNSCHEDULE)
         if self.config.matrix_homeserver and self.secrets.matrix_access_token:
-            self._matrix = MatrixSender(self.config.matrix_homeserver,
-                                        self.secrets.matrix_access_token)
+            self._matrix = MatrixSender(
+                self.config.matrix_homeserver, self.secrets.matrix_access_token
+            )
 
     # keys ---------------------------------------------------------------
     def _gk(self, gid: str, *parts: str) -> str:
@@ -277,7 +279,9 @@ class Dispatcher:
             for alert in alerts:
                 await self._incident(
                     keys=[self._ak(alert.alert_id, "incident"), self._ak(alert.alert_id, "alert")],
-                    args=[alert.status, alert.model_dump_json(), now, ttl], client=p)
+                    args=[alert.status, alert.model_dump_json(), now, ttl],
+                    client=p,
+                )
             seqs = [int(x) for x in await p.execute()]
         groups: list[tuple[Route, str]] = []
         positions: list[int] = []  # where each group_add answer is in the pipeline
@@ -289,8 +293,11 @@ class Dispatcher:
                     p.hset(self._firing, alert.alert_id, json.dumps(alert.labels, sort_keys=True))
                 else:
                     p.hdel(self._firing, alert.alert_id)
-                member = json.dumps({"alert": alert.model_dump(mode="json"), "incident": seq},
-                                    separators=(",", ":"), sort_keys=True)
+                member = json.dumps(
+                    {"alert": alert.model_dump(mode="json"), "incident": seq},
+                    separators=(",", ":"),
+                    sort_keys=True,
+                )
                 for route in self.routing.route.match(alert.labels):
                     gid, glabels = group_id(route, alert.labels)
                     groups.append((route, gid))
@@ -299,7 +306,8 @@ class Dispatcher:
                     await self._group_add(
                         keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")],
                         args=[alert.alert_id, member, route.id, json.dumps(glabels), ttl],
-                        client=p)
+                        client=p,
+                    )
             answers = await p.execute()
         results = [answers[i] for i in positions]
         due_now = False
@@ -320,8 +328,9 @@ class Dispatcher:
         A failure leaves the leased groups to be flushed again when the lease ends.
         """
         now = self.clock()
-        due = await self._claim_due(keys=[self._sched],
-                                    args=[now, now + self.config.lease_s, limit])
+        due = await self._claim_due(
+            keys=[self._sched], args=[now, now + self.config.lease_s, limit]
+        )
         gids = [_s(g) for g in due]
         if gids:
             await self._flush_batch_safe(gids, now + self.config.lease_s)
@@ -355,9 +364,13 @@ class Dispatcher:
     def invalidate_silences(self, cell: str) -> None:
         self._silence_cache.pop(cell, None)
 
-    def _members(self, alerts_raw: dict[Any, Any], silences: list[Silence],
-                 firing: dict[str, dict[str, str]], now: float,
-                 ) -> tuple[dict[str, tuple[Alert, int]], list[Member]]:
+    def _members(
+        self,
+        alerts_raw: dict[Any, Any],
+        silences: list[Silence],
+        firing: dict[str, dict[str, str]],
+        now: float,
+    ) -> tuple[dict[str, tuple[Alert, int]], list[Member]]:
         alerts: dict[str, tuple[Alert, int]] = {}
         members: list[Member] = []
         for raw in alerts_raw.values():
@@ -407,8 +420,9 @@ class Dispatcher:
                 reschedule[gid] = now + route.group_interval
                 continue
             cell = self.cells[route.receiver]
-            alerts, members = self._members(alerts_raw, await self._cell_silences(cell.id),
-                                            firing, now)
+            alerts, members = self._members(
+                alerts_raw, await self._cell_silences(cell.id), firing, now
+            )
             notify = to_notify(members)
             if not notify:
                 if finished(members):
@@ -418,25 +432,46 @@ class Dispatcher:
                 continue
             state = content_state(members)
             chosen = [alerts[m.alert_id] for m in notify]
-            jobs.append(_Job(gid, route, cell, self._notification(route, gid, meta, cell, chosen,
-                                                                   state),
-                             state, chosen, members, meta.get("ver", "0")))
+            jobs.append(
+                _Job(
+                    gid,
+                    route,
+                    cell,
+                    self._notification(route, gid, meta, cell, chosen, state),
+                    state,
+                    chosen,
+                    members,
+                    meta.get("ver", "0"),
+                )
+            )
         claims: list[tuple[_Job, Any, str]] = []
         async with self.redis.pipeline(transaction=False) as p:
             for job in jobs:
                 for ci, ch in enumerate(job.cell.channels):
-                    key = self.keys.tagged(f"g:{job.gid}", "nflog", job.cell.id, str(ci),
-                                           job.state)
+                    key = self.keys.tagged(f"g:{job.gid}", "nflog", job.cell.id, str(ci), job.state)
                     claims.append((job, ch, key))
                     await self._nflog_claim(
-                        keys=[key], args=[now, int(self.config.claim_s) or 1,
-                                          job.route.repeat_interval], client=p)
+                        keys=[key],
+                        args=[now, int(self.config.claim_s) or 1, job.route.repeat_interval],
+                        client=p,
+                    )
             answers = await p.execute() if claims else []
         writes: list[tuple[str, str, int]] = []
-        outcomes = await asyncio.gather(*(
-            self._send_claimed(job.cell, key, ch, job.n, job.route.repeat_interval,
-                               [a for a, _ in job.alerts], _s(got), writes)
-            for (job, ch, key), got in zip(claims, answers, strict=True)))
+        outcomes = await asyncio.gather(
+            *(
+                self._send_claimed(
+                    job.cell,
+                    key,
+                    ch,
+                    job.n,
+                    job.route.repeat_interval,
+                    [a for a, _ in job.alerts],
+                    _s(got),
+                    writes,
+                )
+                for (job, ch, key), got in zip(claims, answers, strict=True)
+            )
+        )
         by_job: dict[str, set[str]] = {}
         for (job, _, _), outcome in zip(claims, outcomes, strict=True):
             by_job.setdefault(job.gid, set()).add(outcome)
@@ -447,8 +482,9 @@ class Dispatcher:
             for job in jobs:
                 got = by_job.get(job.gid, set())
                 if "delivered" in got:
-                    self._register_into(p, job.cell, [x for x in job.alerts
-                                                      if x[0].status == "firing"], now)
+                    self._register_into(
+                        p, job.cell, [x for x in job.alerts if x[0].status == "firing"], now
+                    )
                 if "retry" in got:
                     reschedule[job.gid] = now + self.config.redeliver_s
                 elif finished(job.members):
@@ -470,20 +506,28 @@ class Dispatcher:
                     p.delete(self._gk(gid, "meta"), self._gk(gid, "alerts"))
                 else:
                     await self._group_delete(
-                        keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")], args=[ver],
-                        client=p)
+                        keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")], args=[ver], client=p
+                    )
             deleted = await p.execute()
         async with self.redis.pipeline(transaction=False) as p:
             for (gid, ver, later), ok in zip(drops, deleted, strict=True):
                 if ver is None or int(ok):
-                    await self._unschedule(keys=[self._sched], args=[gid, repr(float(lease))],
-                                           client=p)
+                    await self._unschedule(
+                        keys=[self._sched], args=[gid, repr(float(lease))], client=p
+                    )
                 else:
                     p.zadd(self._sched, {gid: later})
             await p.execute()
 
-    def _notification(self, route: Route, gid: str, meta: dict[str, str], cell: Cell,
-                      alerts: list[tuple[Alert, int]], state: str) -> Notification:
+    def _notification(
+        self,
+        route: Route,
+        gid: str,
+        meta: dict[str, str],
+        cell: Cell,
+        alerts: list[tuple[Alert, int]],
+        state: str,
+    ) -> Notification:
         glabels: dict[str, str] = json.loads(meta.get("labels", "{}"))
         if not all(cleared(a, cell) for a, _ in alerts):
             glabels = {k: v for k, v in glabels.items() if k in POINTER_LABELS}
@@ -501,41 +545,60 @@ class Dispatcher:
             self._register_into(p, cell, alerts, self.clock())
             await p.execute()
 
-    def _register_into(self, p: Any, cell: Cell, alerts: list[tuple[Alert, int]],
-                       now: float) -> None:
+    def _register_into(
+        self, p: Any, cell: Cell, alerts: list[tuple[Alert, int]], now: float
+    ) -> None:
         if not alerts:
             return
         p.zadd(self._ck(cell.id, "alerts"), {a.alert_id: now for a, _ in alerts})
         if cell.escalate_to:
-            p.zadd(self._esc, {f"{a.alert_id}|{seq}|{cell.id}": now + cell.ack_timeout_s
-                               for a, seq in alerts}, nx=True)
+            p.zadd(
+                self._esc,
+                {f"{a.alert_id}|{seq}|{cell.id}": now + cell.ack_timeout_s for a, seq in alerts},
+                nx=True,
+            )
 
     # delivery -----------------------------------------------------------
-    async def _deliver_all(self, cell: Cell, n: Notification, tag: str, entry: str, ttl: float,
-                           alerts: list[Alert]) -> str:
+    async def _deliver_all(
+        self, cell: Cell, n: Notification, tag: str, entry: str, ttl: float, alerts: list[Alert]
+    ) -> str:
         """Deliver on every channel of ``cell``: 'delivered', 'retry' or 'done'."""
-        results = await asyncio.gather(*(
-            self._deliver(cell, self.keys.tagged(tag, "nflog", cell.id, str(i), entry), ch, n,
-                          ttl, alerts)
-            for i, ch in enumerate(cell.channels)))
+        results = await asyncio.gather(
+            *(
+                self._deliver(
+                    cell, self.keys.tagged(tag, "nflog", cell.id, str(i), entry), ch, n, ttl, alerts
+                )
+                for i, ch in enumerate(cell.channels)
+            )
+        )
         if "retry" in results:
             return "retry"
         return "delivered" if "delivered" in results else "done"
 
-    async def _deliver(self, cell: Cell, key: str, channel: Any, n: Notification,
-                       ttl: float, alerts: list[Alert]) -> str:
+    async def _deliver(
+        self, cell: Cell, key: str, channel: Any, n: Notification, ttl: float, alerts: list[Alert]
+    ) -> str:
         """Claim, send, record: 'delivered', 'dedup', 'retry' or 'done' (failed for good)."""
-        got = await self._nflog_claim(keys=[key],
-                                      args=[self.clock(), int(self.config.claim_s) or 1, ttl])
+        got = await self._nflog_claim(
+            keys=[key], args=[self.clock(), int(self.config.claim_s) or 1, ttl]
+        )
         writes: list[tuple[str, str, int]] = []
         outcome = await self._send_claimed(cell, key, channel, n, ttl, alerts, _s(got), writes)
         for k, v, ex in writes:
             await self.redis.set(k, v, ex=ex)
         return outcome
 
-    async def _send_claimed(self, cell: Cell, key: str, channel: Any, n: Notification,
-                            ttl: float, alerts: list[Alert], got: str,
-                            writes: list[tuple[str, str, int]]) -> str:
+    async def _send_claimed(
+        self,
+        cell: Cell,
+        key: str,
+        channel: Any,
+        n: Notification,
+        ttl: float,
+        alerts: list[Alert],
+        got: str,
+        writes: list[tuple[str, str, int]],
+    ) -> str:
         """Act on a claim answer; the nflog marks to write go to ``writes``."""
         kind = channel.type
         if got.startswith("sent:"):
@@ -562,45 +625,76 @@ class Dispatcher:
                 else:
                     writes.append((key, f"sent:{self.clock()}", self._keep(ttl)))
                     self._delivered(cell, kind, n, alerts, attempt + 1)
-                    await self.audit({"kind": "delivery", "receiver": cell.id, "channel": kind,
-                                      "outcome": "delivered", "attempts": attempt + 1,
-                                      "notification_id": n.notification_id,
-                                      "notification_kind": n.kind,
-                                      "alert_ids": [a["fingerprint"] for a in n.alerts]})
+                    await self.audit(
+                        {
+                            "kind": "delivery",
+                            "receiver": cell.id,
+                            "channel": kind,
+                            "outcome": "delivered",
+                            "attempts": attempt + 1,
+                            "notification_id": n.notification_id,
+                            "notification_kind": n.kind,
+                            "alert_ids": [a["fingerprint"] for a in n.alerts],
+                        }
+                    )
                     return "delivered"
         now = self.clock()
         if now - first < self.config.give_up_s:
-            writes.append((key, f"failed:{first}",
-                           max(1, int(self.config.give_up_s + self.config.claim_s))))
+            writes.append(
+                (key, f"failed:{first}", max(1, int(self.config.give_up_s + self.config.claim_s)))
+            )
             self.metrics.notifications.labels(cell.id, kind, "retrying").inc()
-            await self.audit({"kind": "delivery", "receiver": cell.id, "channel": kind,
-                              "outcome": "retrying", "error": last,
-                              "notification_id": n.notification_id})
+            await self.audit(
+                {
+                    "kind": "delivery",
+                    "receiver": cell.id,
+                    "channel": kind,
+                    "outcome": "retrying",
+                    "error": last,
+                    "notification_id": n.notification_id,
+                }
+            )
             return "retry"
         writes.append((key, f"sent:{self.clock()}", self._keep(ttl)))
         self.metrics.notifications.labels(cell.id, kind, "failed").inc()
         self.metrics.dlq.labels("delivery_failed").inc()
-        await self.dlq({"reason": "delivery_failed", "receiver": cell.id, "channel": kind,
-                        "message": last, "notification_id": n.notification_id,
-                        "alert_ids": [a["fingerprint"] for a in n.alerts]})
-        await self.audit({"kind": "delivery", "receiver": cell.id, "channel": kind,
-                          "outcome": "failed", "error": last,
-                          "notification_id": n.notification_id})
+        await self.dlq(
+            {
+                "reason": "delivery_failed",
+                "receiver": cell.id,
+                "channel": kind,
+                "message": last,
+                "notification_id": n.notification_id,
+                "alert_ids": [a["fingerprint"] for a in n.alerts],
+            }
+        )
+        await self.audit(
+            {
+                "kind": "delivery",
+                "receiver": cell.id,
+                "channel": kind,
+                "outcome": "failed",
+                "error": last,
+                "notification_id": n.notification_id,
+            }
+        )
         return "done"
 
     def _keep(self, ttl: float) -> int:
         """How long Redis keeps a sent mark: its repeat interval, at least a day."""
         return int(max(ttl, 86400.0, self.config.give_up_s))
 
-    def _delivered(self, cell: Cell, kind: str, n: Notification, alerts: list[Alert],
-                   attempts: int) -> None:
+    def _delivered(
+        self, cell: Cell, kind: str, n: Notification, alerts: list[Alert], attempts: int
+    ) -> None:
         self.metrics.notifications.labels(cell.id, kind, "delivered").inc()
         now = time.time()
         for a in alerts:
             self.metrics.latency.labels(kind).observe(max(0.0, now - a.starts_at.timestamp()))
             if a.trigger_published_ms:
                 self.metrics.pipeline_latency.labels(kind).observe(
-                    max(0.0, now - a.trigger_published_ms / 1000))
+                    max(0.0, now - a.trigger_published_ms / 1000)
+                )
 
     async def _send(self, cell: Cell, channel: Any, n: Notification) -> None:
         if isinstance(channel, WebhookChannel):
@@ -609,7 +703,8 @@ class Dispatcher:
             key = secret.encode() if secret else self.config.webhook_secret
             if self._http is None or self._http.closed:
                 self._http = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=256, limit_per_host=32))
+                    connector=aiohttp.TCPConnector(limit=256, limit_per_host=32)
+                )
             await webhook.deliver(self._http, url, n, key, self.config.timeout_s)
         elif isinstance(channel, EmailChannel):
             if self.config.smtp is None:
@@ -637,8 +732,12 @@ class Dispatcher:
             inc = _hash(await self.redis.hgetall(self._ak(alert_id, "incident")))
             cell = self.cells.by_id.get(cell_id)
             up = self.cells.by_id.get(cell.escalate_to or "") if cell else None
-            if (up is None or inc.get("seq") != seq_s or inc.get("state") != "open"
-                    or inc.get("acked_by")):
+            if (
+                up is None
+                or inc.get("seq") != seq_s
+                or inc.get("state") != "open"
+                or inc.get("acked_by")
+            ):
                 await self.redis.zrem(self._esc, member)
                 return
             raw = await self.redis.get(self._ak(alert_id, "alert"))
@@ -648,22 +747,33 @@ class Dispatcher:
             alert = Alert.model_validate_json(raw)
             seq = int(seq_s)
             n = Notification(
-                receiver=up.id, group_key=f"escalation:{alert_id}",
+                receiver=up.id,
+                group_key=f"escalation:{alert_id}",
                 group_labels={k: v for k, v in alert.labels.items() if k in POINTER_LABELS},
                 alerts=[view(alert, up, self.cells, seq)],
-                notification_id=hashlib.sha256(f"esc:{alert_id}:{seq}:{up.id}".encode())
-                .hexdigest()[:32],
-                kind="escalation", extra={"escalatedFrom": cell_id},
+                notification_id=hashlib.sha256(
+                    f"esc:{alert_id}:{seq}:{up.id}".encode()
+                ).hexdigest()[:32],
+                kind="escalation",
+                extra={"escalatedFrom": cell_id},
             )
-            outcome = await self._deliver_all(up, n, f"a:{alert_id}", f"esc:{seq}",
-                                              self.config.nflog_ttl_s, [alert])
+            outcome = await self._deliver_all(
+                up, n, f"a:{alert_id}", f"esc:{seq}", self.config.nflog_ttl_s, [alert]
+            )
             if outcome == "retry":
                 await self.redis.zadd(self._esc, {member: self.clock() + self.config.redeliver_s})
                 return
             if outcome == "delivered":
                 self.metrics.escalations.labels(up.id).inc()
-                await self.audit({"kind": "escalation", "alert_id": alert_id, "incident": seq,
-                                  "from": cell_id, "to": up.id})
+                await self.audit(
+                    {
+                        "kind": "escalation",
+                        "alert_id": alert_id,
+                        "incident": seq,
+                        "from": cell_id,
+                        "to": up.id,
+                    }
+                )
             await self._register(up, [(alert, seq)])
             await self.redis.zrem(self._esc, member)
         except Exception:  # the lease retries it
@@ -683,8 +793,14 @@ class Dispatcher:
         if inc.get("state") == "open" and not inc.get("acked_by"):
             await self.redis.hset(key, mapping={"acked_by": cell, "acked_at": str(now)})
             self.metrics.acks.labels(cell).inc()
-            await self.audit({"kind": "acknowledgement", "alert_id": alert_id, "cell": cell,
-                              "incident": int(inc.get("seq", "1"))})
+            await self.audit(
+                {
+                    "kind": "acknowledgement",
+                    "alert_id": alert_id,
+                    "cell": cell,
+                    "incident": int(inc.get("seq", "1")),
+                }
+            )
             inc.update(acked_by=cell, acked_at=str(now))
         return inc
 
@@ -695,19 +811,30 @@ class Dispatcher:
         key = self._ak(alert_id, "incident")
         inc = _hash(await self.redis.hgetall(key))
         if inc.get("state") == "open":
-            await self.redis.hset(key, mapping={"state": "resolved", "resolved_by": cell,
-                                                "resolved_at": str(self.clock())})
+            await self.redis.hset(
+                key,
+                mapping={
+                    "state": "resolved",
+                    "resolved_by": cell,
+                    "resolved_at": str(self.clock()),
+                },
+            )
             await self.redis.hdel(self._firing, alert_id)
-            await self.audit({"kind": "resolution", "alert_id": alert_id, "cell": cell,
-                              "incident": int(inc.get("seq", "1"))})
+            await self.audit(
+                {
+                    "kind": "resolution",
+                    "alert_id": alert_id,
+                    "cell": cell,
+                    "incident": int(inc.get("seq", "1")),
+                }
+            )
             inc.update(state="resolved", resolved_by=cell)
         return inc
 
     async def list_alerts(self, cell_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """The cell's own alerts (newest first), as the cell may see them."""
         cell = self.cells[cell_id]
-        ids = [_s(i) for i in await self.redis.zrevrange(self._ck(cell_id, "alerts"),
-                                                                  0, limit - 1)]
+        ids = [_s(i) for i in await self.redis.zrevrange(self._ck(cell_id, "alerts"), 0, limit - 1)]
         out = []
         for alert_id in ids:
             async with self.redis.pipeline(transaction=False) as p:
@@ -742,11 +869,13 @@ class Dispatcher:
                 # Batches run side by side, so a hanging receiver holds up only its batch.
                 if len(inflight) < self.config.batches:
                     now = self.clock()
-                    due = await self._claim_due(keys=[self._sched],
-                                                args=[now, now + self.config.lease_s, 512])
+                    due = await self._claim_due(
+                        keys=[self._sched], args=[now, now + self.config.lease_s, 512]
+                    )
                     if due:
-                        task = asyncio.create_task(self._flush_batch_safe(
-                            [_s(g) for g in due], now + self.config.lease_s))
+                        task = asyncio.create_task(
+                            self._flush_batch_safe([_s(g) for g in due], now + self.config.lease_s)
+                        )
                         inflight.add(task)
                         task.add_done_callback(inflight.discard)
                         task.add_done_callback(lambda _t: self.wake.set())
@@ -765,4 +894,3 @@ class Dispatcher:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), idle_s)
-

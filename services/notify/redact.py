@@ -43,14 +43,17 @@ def view(alert: Alert, cell: Cell, cells: Cells, incident: int = 1) -> dict[str,
         return base
     labels = {k: alert.labels[k] for k in POINTER_LABELS if k in alert.labels}
     contact = cells.contact_for(cell.id, alert.handling)
-    who = f"{contact.id} ({contact.contact})" if contact and contact.contact else (
-        contact.id if contact else "hq")
+    who = (
+        f"{contact.id} ({contact.contact})"
+        if contact and contact.contact
+        else (contact.id if contact else "hq")
+    )
     dept = alert.labels.get("department", "?")
     base.update(
         labels=labels,
         annotations={
             "summary": f"{alert.rule} ({alert.severity.value}) in département {dept}: "
-                       f"detail restricted to {alert.handling.value} clearance, contact {who}",
+            f"detail restricted to {alert.handling.value} clearance, contact {who}",
             "description": "",
         },
         evidence=[],

@@ -43,17 +43,37 @@ def parse_duration(text: Any) -> float:
 
 
 _ROUTE_KEYS = {
-    "receiver", "group_by", "continue", "matchers", "match", "match_re", "group_wait",
-    "group_interval", "repeat_interval", "mute_time_intervals", "active_time_intervals",
+    "receiver",
+    "group_by",
+    "continue",
+    "matchers",
+    "match",
+    "match_re",
+    "group_wait",
+    "group_interval",
+    "repeat_interval",
+    "mute_time_intervals",
+    "active_time_intervals",
     "routes",
 }
 _TOP_KEYS = {
-    "global", "route", "receivers", "inhibit_rules", "time_intervals", "mute_time_intervals",
-    "templates", "tracing",
+    "global",
+    "route",
+    "receivers",
+    "inhibit_rules",
+    "time_intervals",
+    "mute_time_intervals",
+    "templates",
+    "tracing",
 }
 _INHIBIT_KEYS = {
-    "source_matchers", "target_matchers", "equal", "source_match", "source_match_re",
-    "target_match", "target_match_re",
+    "source_matchers",
+    "target_matchers",
+    "equal",
+    "source_match",
+    "source_match_re",
+    "target_match",
+    "target_match_re",
 }
 
 
@@ -182,7 +202,8 @@ def _build(raw: Any, parent: Route | None, rid: str, names: set[str]) -> Route:
         if "..." in items:
             if len(items) > 1:
                 raise RoutingError(
-                    f"{where}: cannot have wildcard group_by (`...`) and other labels")
+                    f"{where}: cannot have wildcard group_by (`...`) and other labels"
+                )
             group_all, group_by = True, ()
         else:
             if len(set(items)) != len(items):
@@ -255,11 +276,13 @@ def parse_routing(raw: Any) -> Routing:
     for i, item in enumerate(raw.get("inhibit_rules") or []):
         where = f"inhibit_rules[{i}]"
         item = _strict(item, _INHIBIT_KEYS, where)
-        rules.append(InhibitRule(
-            source=_matchers(item, where, "source_matchers", "source_match", "source_match_re"),
-            target=_matchers(item, where, "target_matchers", "target_match", "target_match_re"),
-            equal=tuple(str(x) for x in item.get("equal") or []),
-        ))
+        rules.append(
+            InhibitRule(
+                source=_matchers(item, where, "source_matchers", "source_match", "source_match_re"),
+                target=_matchers(item, where, "target_matchers", "target_match", "target_match_re"),
+                equal=tuple(str(x) for x in item.get("equal") or []),
+            )
+        )
     return Routing(route, receivers, rules, intervals, raw)
 
 

@@ -40,8 +40,14 @@ class Silence:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Silence:
         d = json.loads(raw)
-        return cls(d["id"], d["cell"], tuple(d["matchers"]), d["starts_at"], d["ends_at"],
-                   d.get("comment", ""))
+        return cls(
+            d["id"],
+            d["cell"],
+            tuple(d["matchers"]),
+            d["starts_at"],
+            d["ends_at"],
+            d.get("comment", ""),
+        )
 
 
 def silenced(silences: list[Silence], labels: Mapping[str, str], now: float) -> str | None:
@@ -65,8 +71,15 @@ class SilenceStore:
     def _index(self, cell: str) -> str:
         return self._k.tagged(f"c:{cell}", "silences")
 
-    async def create(self, cell: str, matchers: list[str], starts_at: float, ends_at: float,
-                     comment: str, now: float) -> Silence:
+    async def create(
+        self,
+        cell: str,
+        matchers: list[str],
+        starts_at: float,
+        ends_at: float,
+        comment: str,
+        now: float,
+    ) -> Silence:
         """Store a silence; ``ValueError`` on bad matchers or an empty period."""
         parse_matchers(matchers)
         if not matchers:
@@ -89,8 +102,10 @@ class SilenceStore:
         return bool(deleted)
 
     async def active(self, cell: str, now: float) -> list[Silence]:
-        ids = sorted(x.decode() if isinstance(x, bytes) else str(x)
-                     for x in await self._r.smembers(self._index(cell)))
+        ids = sorted(
+            x.decode() if isinstance(x, bytes) else str(x)
+            for x in await self._r.smembers(self._index(cell))
+        )
         if not ids:
             return []
         raws = await self._r.mget([self._key(cell, i) for i in ids])

@@ -91,11 +91,14 @@ class TimeInterval:
         return cls(
             times=times,
             weekdays=_ranges(raw["weekdays"], lambda s: _named(s, _WEEKDAYS, "weekday"))
-            if raw.get("weekdays") is not None else None,
+            if raw.get("weekdays") is not None
+            else None,
             days_of_month=_ranges(raw["days_of_month"], _day)
-            if raw.get("days_of_month") is not None else None,
+            if raw.get("days_of_month") is not None
+            else None,
             months=_ranges(raw["months"], lambda s: _named(s, _MONTHS, "month"))
-            if raw.get("months") is not None else None,
+            if raw.get("months") is not None
+            else None,
             years=_ranges(raw["years"], int) if raw.get("years") is not None else None,
             location=location,
         )

@@ -45,8 +45,11 @@ def test_rules_fixtures_pass_on_real_redis(
     assert "FAIL" not in text
 
     # a wrong expectation is a mismatch (exit 1), shown in the table
-    broken = (FIXTURES_DIR / "violence_cluster.yaml").read_text().replace(
-        "{evidence: [a, b, c]}", "{evidence: [a, b]}", 1)
+    broken = (
+        (FIXTURES_DIR / "violence_cluster.yaml")
+        .read_text()
+        .replace("{evidence: [a, b, c]}", "{evidence: [a, b]}", 1)
+    )
     (tmp_path / "broken.yaml").write_text(broken)
     out = _console()
     assert cli_rules_test(tmp_path / "broken.yaml", out, _console()) == 1
@@ -55,8 +58,10 @@ def test_rules_fixtures_pass_on_real_redis(
     # a fixture that points at a bad rules directory is an error (exit 2), one line
     rules = tmp_path / "rules"
     rules.mkdir()
-    (rules / "r.yaml").write_text("id: x1\ntitle: t\nkind: threshold\nseverity: high\n"
-                                  "group_by: [department]\ncount: 2\nwindow: 7 weeks\n")
+    (rules / "r.yaml").write_text(
+        "id: x1\ntitle: t\nkind: threshold\nseverity: high\n"
+        "group_by: [department]\ncount: 2\nwindow: 7 weeks\n"
+    )
     (tmp_path / "f.yaml").write_text("rule: x1\nrules: rules\ncases: []\n")
     err = _console()
     assert cli_rules_test(tmp_path / "f.yaml", _console(), err) == 2
@@ -71,41 +76,96 @@ def test_rules_fixtures_pass_on_real_redis(
 
 SCENARIO = [
     # target deconfliction on a phone written two ways
-    {"event_id": "p-1", "agency": "police", "type": "seizure",
-     "occurred_at": "2026-11-20T06:00:00+01:00", "location": {"department": "13"},
-     "entities": [{"kind": "phone", "value": "+33 6 11 22 33 44"}],
-     "case_ref": "PJ-1", "contact": "DIPN 13"},
-    {"event_id": "d-1", "agency": "douane", "type": "seizure",
-     "occurred_at": "2026-11-21T06:00:00+01:00", "location": {"site": "FRMRS", "department": "13"},
-     "entities": [{"kind": "phone", "value": "06 11 22 33 44"}], "case_ref": "DNRED-1"},
+    {
+        "event_id": "p-1",
+        "agency": "police",
+        "type": "seizure",
+        "occurred_at": "2026-11-20T06:00:00+01:00",
+        "location": {"department": "13"},
+        "entities": [{"kind": "phone", "value": "+33 6 11 22 33 44"}],
+        "case_ref": "PJ-1",
+        "contact": "DIPN 13",
+    },
+    {
+        "event_id": "d-1",
+        "agency": "douane",
+        "type": "seizure",
+        "occurred_at": "2026-11-21T06:00:00+01:00",
+        "location": {"site": "FRMRS", "department": "13"},
+        "entities": [{"kind": "phone", "value": "06 11 22 33 44"}],
+        "case_ref": "DNRED-1",
+    },
     # maritime intel then seizure on a vessel (and the vessel held by two agencies)
-    {"event_id": "m-1", "agency": "marine", "type": "maritime_intel",
-     "occurred_at": "2026-11-18T03:00:00+00:00", "location": {"department": "76"},
-     "entities": [{"kind": "vessel", "value": "IMO 9074729"}], "handling": "secret"},
-    {"event_id": "d-2", "agency": "douane", "type": "seizure",
-     "occurred_at": "2026-11-22T09:30:00+01:00", "location": {"site": "FRLEH", "department": "76"},
-     "entities": [{"kind": "vessel", "value": "imo9074729"}]},
+    {
+        "event_id": "m-1",
+        "agency": "marine",
+        "type": "maritime_intel",
+        "occurred_at": "2026-11-18T03:00:00+00:00",
+        "location": {"department": "76"},
+        "entities": [{"kind": "vessel", "value": "IMO 9074729"}],
+        "handling": "secret",
+    },
+    {
+        "event_id": "d-2",
+        "agency": "douane",
+        "type": "seizure",
+        "occurred_at": "2026-11-22T09:30:00+01:00",
+        "location": {"site": "FRLEH", "department": "76"},
+        "entities": [{"kind": "vessel", "value": "imo9074729"}],
+    },
     # an active deal point, a shooting 220 m away, two more violent incidents in 13
-    {"event_id": "p-2", "agency": "police", "type": "deal_point",
-     "occurred_at": "2026-11-19T12:00:00+01:00", "details": {"status": "active"},
-     "location": {"lat": 43.3000, "lon": 5.3800, "department": "13"}},
-    {"event_id": "p-3", "agency": "police", "type": "shooting",
-     "occurred_at": "2026-11-20T23:00:00+01:00",
-     "location": {"lat": 43.3020, "lon": 5.3800, "department": "13"}},
-    {"event_id": "g-1", "agency": "gendarmerie", "type": "attempted_homicide",
-     "occurred_at": "2026-11-21T23:00:00+01:00",
-     "location": {"lat": 43.5000, "lon": 5.2000, "department": "13"}},
-    {"event_id": "g-2", "agency": "gendarmerie", "type": "kidnapping",
-     "occurred_at": "2026-11-22T23:00:00+01:00", "location": {"department": "13"}},
+    {
+        "event_id": "p-2",
+        "agency": "police",
+        "type": "deal_point",
+        "occurred_at": "2026-11-19T12:00:00+01:00",
+        "details": {"status": "active"},
+        "location": {"lat": 43.3000, "lon": 5.3800, "department": "13"},
+    },
+    {
+        "event_id": "p-3",
+        "agency": "police",
+        "type": "shooting",
+        "occurred_at": "2026-11-20T23:00:00+01:00",
+        "location": {"lat": 43.3020, "lon": 5.3800, "department": "13"},
+    },
+    {
+        "event_id": "g-1",
+        "agency": "gendarmerie",
+        "type": "attempted_homicide",
+        "occurred_at": "2026-11-21T23:00:00+01:00",
+        "location": {"lat": 43.5000, "lon": 5.2000, "department": "13"},
+    },
+    {
+        "event_id": "g-2",
+        "agency": "gendarmerie",
+        "type": "kidnapping",
+        "occurred_at": "2026-11-22T23:00:00+01:00",
+        "location": {"department": "13"},
+    },
     # two planned operations at the same place and time
-    {"event_id": "p-4", "agency": "police", "type": "planned_operation",
-     "occurred_at": "2026-11-20T10:00:00+01:00",
-     "location": {"lat": 45.7600, "lon": 4.8400, "department": "69"},
-     "details": {"starts_at": "2026-12-01T06:00:00+01:00", "ends_at": "2026-12-01T10:00:00+01:00"}},
-    {"event_id": "g-3", "agency": "gendarmerie", "type": "planned_operation",
-     "occurred_at": "2026-11-21T10:00:00+01:00",
-     "location": {"lat": 45.7620, "lon": 4.8400, "department": "69"},
-     "details": {"starts_at": "2026-12-01T09:00:00+01:00", "ends_at": "2026-12-01T11:00:00+01:00"}},
+    {
+        "event_id": "p-4",
+        "agency": "police",
+        "type": "planned_operation",
+        "occurred_at": "2026-11-20T10:00:00+01:00",
+        "location": {"lat": 45.7600, "lon": 4.8400, "department": "69"},
+        "details": {
+            "starts_at": "2026-12-01T06:00:00+01:00",
+            "ends_at": "2026-12-01T10:00:00+01:00",
+        },
+    },
+    {
+        "event_id": "g-3",
+        "agency": "gendarmerie",
+        "type": "planned_operation",
+        "occurred_at": "2026-11-21T10:00:00+01:00",
+        "location": {"lat": 45.7620, "lon": 4.8400, "department": "69"},
+        "details": {
+            "starts_at": "2026-12-01T09:00:00+01:00",
+            "ends_at": "2026-12-01T11:00:00+01:00",
+        },
+    },
 ]
 
 EXPECTED = {
@@ -148,8 +208,9 @@ async def test_scenario_through_ingest_and_correlate(
 ) -> None:
     rules_dir = tmp_path / "rules"
     shutil.copytree(DEFAULT_DIR, rules_dir)
-    pipeline = make_pipeline(extra_env={"VIGIE_RULES_DIR": str(rules_dir),
-                                        "VIGIE_RULES_RELOAD_S": "0.3"})
+    pipeline = make_pipeline(
+        extra_env={"VIGIE_RULES_DIR": str(rules_dir), "VIGIE_RULES_RELOAD_S": "0.3"}
+    )
     assert pipeline.stack is not None
     bootstrap, topics = pipeline.stack.bootstrap, pipeline.topics
     lines, bad = parse_lines([json.dumps(e) for e in SCENARIO], topics)
@@ -208,8 +269,13 @@ async def test_scenario_through_ingest_and_correlate(
     arrests = []
     for i in range(2):
         ev = json.loads(normalised[0].value)
-        ev.update(event_id=f"arr-{i}", type="arrest", entities=[],
-                  occurred_at=f"2026-11-22T0{i}:00:00+00:00", location={"department": "59"})
+        ev.update(
+            event_id=f"arr-{i}",
+            type="arrest",
+            entities=[],
+            occurred_at=f"2026-11-22T0{i}:00:00+00:00",
+            location={"department": "59"},
+        )
         arrests.append(json.dumps(ev).encode())
     await produce(bootstrap, topics.events, arrests)
     records = await consume_all(bootstrap, topics.alerts, expect=len(EXPECTED) + 1, settle=0.5)

@@ -63,8 +63,12 @@ receivers: [{name: hq}, {name: antenne-marseille}, {name: dept-13}, {name: dept-
 CELLS = {
     "cells": {
         "hq": {"clearance": "secret", "ack_timeout": "10m"},
-        "antenne-marseille": {"clearance": "secret", "ack_timeout": "60s",
-                              "escalate_to": "hq", "contact": "antenna duty"},
+        "antenne-marseille": {
+            "clearance": "secret",
+            "ack_timeout": "60s",
+            "escalate_to": "hq",
+            "contact": "antenna duty",
+        },
         "antenne-rouen": {"clearance": "secret", "escalate_to": "hq"},
         "dept-13": {"ack_timeout": "60s", "escalate_to": "antenne-marseille"},
         "dept-76": {"ack_timeout": "60s", "escalate_to": "antenne-rouen"},
@@ -96,25 +100,49 @@ class Env:
         await asyncio.sleep(0.05)
 
     def got(self, cell: str) -> list[list[tuple[str, str]]]:
-        return [[(a["fingerprint"], a["status"]) for a in d.body["alerts"]]
-                for d in self.rx.by_cell().get(cell, [])]
+        return [
+            [(a["fingerprint"], a["status"]) for a in d.body["alerts"]]
+            for d in self.rx.by_cell().get(cell, [])
+        ]
 
 
-def alert(aid: str, dept: str = "13", severity: str = "high", status: str = "firing",
-          handling: Handling = Handling.RESTRICTED, rule: str = "r1") -> Alert:
+def alert(
+    aid: str,
+    dept: str = "13",
+    severity: str = "high",
+    status: str = "firing",
+    handling: Handling = Handling.RESTRICTED,
+    rule: str = "r1",
+) -> Alert:
     return Alert(
-        alert_id=aid, rule=rule, severity=severity, status=status,
+        alert_id=aid,
+        rule=rule,
+        severity=severity,
+        status=status,
         labels={"rule": rule, "severity": severity, "department": dept, "axis": "organisations"},
         annotations=Annotations(summary=f"summary {aid}", description="detail"),
         starts_at=datetime(2026, 11, 27, tzinfo=UTC),
-        evidence=[Evidence(agency="douane", event_id="e1",
-                           occurred_at=datetime(2026, 11, 27, tzinfo=UTC),
-                           case_ref="CASE-77", contact="unit 7")],
-        handling=handling)
+        evidence=[
+            Evidence(
+                agency="douane",
+                event_id="e1",
+                occurred_at=datetime(2026, 11, 27, tzinfo=UTC),
+                case_ref="CASE-77",
+                contact="unit 7",
+            )
+        ],
+        handling=handling,
+    )
 
 
-async def make_dispatcher(redis: aioredis.Redis, prefix: str, clock: Clock, rx: WebhookReceiver,
-                          cells: dict[str, Any] | None = None, **cfg: Any) -> Env:
+async def make_dispatcher(
+    redis: aioredis.Redis,
+    prefix: str,
+    clock: Clock,
+    rx: WebhookReceiver,
+    cells: dict[str, Any] | None = None,
+    **cfg: Any,
+) -> Env:
     env_lists: dict[str, list[dict[str, Any]]] = {"audit": [], "dlq": []}
 
     async def audit(r: dict[str, Any]) -> None:
@@ -123,17 +151,33 @@ async def make_dispatcher(redis: aioredis.Redis, prefix: str, clock: Clock, rx: 
     async def dlq(r: dict[str, Any]) -> None:
         env_lists["dlq"].append(r)
 
-    config = DeliveryConfig(webhook_url=rx.url_template, webhook_secret=rx.secret,
-                            attempts=2, retry_base_s=0.01, timeout_s=2.0, **cfg)
-    d = Dispatcher(redis, Keys(prefix), parse_routing(yaml.safe_load(ROUTING)),
-                   parse_cells(cells or CELLS), Secrets(), config,
-                   NotifyMetrics(CollectorRegistry()), audit, dlq, clock=clock)
+    config = DeliveryConfig(
+        webhook_url=rx.url_template,
+        webhook_secret=rx.secret,
+        attempts=2,
+        retry_base_s=0.01,
+        timeout_s=2.0,
+        **cfg,
+    )
+    d = Dispatcher(
+        redis,
+        Keys(prefix),
+        parse_routing(yaml.safe_load(ROUTING)),
+        parse_cells(cells or CELLS),
+        Secrets(),
+        config,
+        NotifyMetrics(CollectorRegistry()),
+        audit,
+        dlq,
+        clock=clock,
+    )
     return Env(d, clock, rx, env_lists["audit"], env_lists["dlq"])
 
 
 @pytest.fixture
-async def env(stack: LocalStack, redis_client: aioredis.Redis,
-              redis_prefix: str) -> AsyncIterator[Env]:
+async def env(
+    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str
+) -> AsyncIterator[Env]:
     rx = WebhookReceiver(secret=b"k").start()
     e = await make_dispatcher(redis_client, redis_prefix, Clock(), rx)
     yield e
@@ -211,8 +255,7 @@ async def test_escalation_ack_and_new_incident(env: Env) -> None:
     assert env.got("hq") == [[("E", "firing")]]
     await env.at(800)
     assert len(env.got("hq")) == 1  # hq is the top
-    assert [r["to"] for r in env.audit if r["kind"] == "escalation"] == [
-        "antenne-marseille", "hq"]
+    assert [r["to"] for r in env.audit if r["kind"] == "escalation"] == ["antenne-marseille", "hq"]
     # the antenna acknowledges now; resolved then firing again is a new incident
     assert (await d.acknowledge("antenne-marseille", "E"))["acked_by"] == "antenne-marseille"
     assert (await d.resolve("dept-13", "E"))["state"] == "resolved"
@@ -223,15 +266,18 @@ async def test_escalation_ack_and_new_incident(env: Env) -> None:
     listed = await d.list_alerts("dept-13")
     assert listed[0]["fingerprint"] == "E" and listed[0]["state"] == "open"
     assert listed[0]["redacted"] and listed[0]["acknowledgedBy"] is None
-    assert await d.list_alerts("dept-76") and (await d.list_alerts("dept-76"))[0][
-        "acknowledgedBy"] == "dept-76"
+    assert (
+        await d.list_alerts("dept-76")
+        and (await d.list_alerts("dept-76"))[0]["acknowledgedBy"] == "dept-76"
+    )
 
 
 async def test_silence_mutes_only_its_cell(env: Env) -> None:
     d = env.d
     await env.at(0)
-    s = await d.silences.create("dept-13", ['rule="r1"'], env.clock.t, env.clock.t + 100, "",
-                                env.clock.t)
+    s = await d.silences.create(
+        "dept-13", ['rule="r1"'], env.clock.t, env.clock.t + 100, "", env.clock.t
+    )
     await d.ingest(alert("S", severity="critical"))
     await env.at(0)
     assert env.got("dept-13") == [] and env.got("hq") == [[("S", "firing")]]
@@ -244,8 +290,9 @@ async def test_silence_mutes_only_its_cell(env: Env) -> None:
     assert not await d.silences.expire("dept-76", s.id)
 
 
-async def test_receiver_down_then_back_and_dlq(env: Env, redis_client: aioredis.Redis,
-                                               redis_prefix: str) -> None:
+async def test_receiver_down_then_back_and_dlq(
+    env: Env, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
     env.rx.status_for["dept-13"] = 503
     await env.at(0)
     await env.d.ingest(alert("D", severity="critical"))
@@ -272,13 +319,13 @@ async def test_receiver_down_then_back_and_dlq(env: Env, redis_client: aioredis.
     await other.d.close()
 
 
-async def test_two_replicas_notify_once(env: Env, redis_client: aioredis.Redis,
-                                        redis_prefix: str) -> None:
+async def test_two_replicas_notify_once(
+    env: Env, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
     twin = await make_dispatcher(redis_client, redis_prefix, env.clock, env.rx)
     await env.at(0)
     for i in range(30):
-        await env.d.ingest(alert(f"R{i}", dept="13", rule=f"r{i % 5}",
-                                 severity="critical"))
+        await env.d.ingest(alert(f"R{i}", dept="13", rule=f"r{i % 5}", severity="critical"))
     await asyncio.gather(env.d.flush_due(), twin.d.flush_due(), env.d.flush_due())
     await asyncio.sleep(0.1)
     ids = env.rx.alert_ids()
@@ -295,8 +342,9 @@ class _Smtp:
         return "250 OK"
 
 
-async def test_redaction_on_every_real_channel(stack: LocalStack, redis_client: aioredis.Redis,
-                                               redis_prefix: str) -> None:
+async def test_redaction_on_every_real_channel(
+    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
     smtp = _Smtp()
     port = free_port()
     controller = Controller(smtp, hostname="127.0.0.1", port=port)
@@ -315,14 +363,23 @@ async def test_redaction_on_every_real_channel(stack: LocalStack, redis_client: 
     mx_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", mx_port).start()
     rx = WebhookReceiver().start()
-    channels = [{"type": "webhook"}, {"type": "email", "to": ["cell13@example.org"]},
-                {"type": "matrix", "room_id": "!room13:local"}]
+    channels = [
+        {"type": "webhook"},
+        {"type": "email", "to": ["cell13@example.org"]},
+        {"type": "matrix", "room_id": "!room13:local"},
+    ]
     cells = json.loads(json.dumps(CELLS))
     cells["cells"]["dept-13"]["channels"] = channels
     cells["cells"]["hq"]["channels"] = channels
-    e = await make_dispatcher(redis_client, redis_prefix, Clock(), rx, cells=cells,
-                              smtp=SmtpConfig("127.0.0.1", port),
-                              matrix_homeserver=f"http://127.0.0.1:{mx_port}")
+    e = await make_dispatcher(
+        redis_client,
+        redis_prefix,
+        Clock(),
+        rx,
+        cells=cells,
+        smtp=SmtpConfig("127.0.0.1", port),
+        matrix_homeserver=f"http://127.0.0.1:{mx_port}",
+    )
     e.d.secrets = Secrets(matrix_access_token="mx-token")
     from services.notify.channels.matrix import MatrixSender
 
@@ -335,9 +392,11 @@ async def test_redaction_on_every_real_channel(stack: LocalStack, redis_client: 
         assert set(rx.by_cell()) == {"dept-13", "hq"}
         dept_mail = next(m for m in smtp.messages if b"cell13" in m and b"summary X" not in m)
         assert len([m for m in smtp.messages if b"CASE-77" in m]) == 1  # hq's only
-        for wire in (dept_mail, json.dumps(rx.by_cell()["dept-13"][0].body).encode(),
-                     json.dumps([m for m in matrix_msgs if "CASE-77" not in json.dumps(m)]
-                                ).encode()):
+        for wire in (
+            dept_mail,
+            json.dumps(rx.by_cell()["dept-13"][0].body).encode(),
+            json.dumps([m for m in matrix_msgs if "CASE-77" not in json.dumps(m)]).encode(),
+        ):
             assert b"CASE-77" not in wire and b"unit 7" not in wire and b"summary X" not in wire
             assert b"antenne-marseille" in wire  # who to contact
         assert sum("CASE-77" in json.dumps(m) for m in matrix_msgs) == 1

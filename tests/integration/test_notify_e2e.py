@@ -51,11 +51,19 @@ def alert(i: int) -> dict[str, Any]:
     dept = "13" if i % 2 else "76"
     sev = "critical" if i % 5 == 0 else "high"
     return {
-        "alert_id": f"al{i:05d}", "rule": "target_deconfliction", "severity": sev,
-        "labels": {"rule": "target_deconfliction", "severity": sev, "department": dept,
-                   "axis": "organisations", "case": str(i)},
+        "alert_id": f"al{i:05d}",
+        "rule": "target_deconfliction",
+        "severity": sev,
+        "labels": {
+            "rule": "target_deconfliction",
+            "severity": sev,
+            "department": dept,
+            "axis": "organisations",
+            "case": str(i),
+        },
         "annotations": {"summary": f"alert {i}"},
-        "starts_at": datetime.now(UTC).isoformat(), "evidence": [],
+        "starts_at": datetime.now(UTC).isoformat(),
+        "evidence": [],
     }
 
 
@@ -105,13 +113,17 @@ async def test_notify_worker_end_to_end(
     routing.write_text(ROUTING)
     secrets = tmp_path / "secrets.yml"
     secrets.write_text(json.dumps({"api_tokens": TOKENS}))
-    p = make_pipeline(extra_env={
-        "VIGIE_NOTIFY_ROUTING_FILE": str(routing),
-        "VIGIE_NOTIFY_SECRETS_FILE": str(secrets),
-        "VIGIE_NOTIFY_CLAIM_S": "2", "VIGIE_NOTIFY_LEASE_S": "2",
-        "VIGIE_NOTIFY_REDELIVER_S": "0.5", "VIGIE_RETRY_BASE_S": "0.05",
-        "VIGIE_DELIVERY_ATTEMPTS": "2",
-    })
+    p = make_pipeline(
+        extra_env={
+            "VIGIE_NOTIFY_ROUTING_FILE": str(routing),
+            "VIGIE_NOTIFY_SECRETS_FILE": str(secrets),
+            "VIGIE_NOTIFY_CLAIM_S": "2",
+            "VIGIE_NOTIFY_LEASE_S": "2",
+            "VIGIE_NOTIFY_REDELIVER_S": "0.5",
+            "VIGIE_RETRY_BASE_S": "0.05",
+            "VIGIE_DELIVERY_ATTEMPTS": "2",
+        }
+    )
     assert p.stack is not None and p.receiver is not None
     boot, topic = p.stack.bootstrap, p.topics.alerts
 
@@ -119,18 +131,22 @@ async def test_notify_worker_end_to_end(
     p.receiver.status_for["dept-76"] = 503
     await produce(boot, topic, [json.dumps(alert(i)).encode() for i in range(40)])
     want = expected(range(40))
-    assert await wait_for(lambda: all(
-        sorted(received(p).get(c, [])) == sorted(want[c]) for c in ("dept-13", "hq")), 20)
+    assert await wait_for(
+        lambda: all(sorted(received(p).get(c, [])) == sorted(want[c]) for c in ("dept-13", "hq")),
+        20,
+    )
     assert received(p).get("dept-76", []) == []
     p.receiver.status_for.pop("dept-76")
-    assert await wait_for(lambda: sorted(received(p).get("dept-76", [])) == sorted(
-        want["dept-76"]), 20), received(p).get("dept-76")
+    assert await wait_for(
+        lambda: sorted(received(p).get("dept-76", [])) == sorted(want["dept-76"]), 20
+    ), received(p).get("dept-76")
 
     # 2. SIGKILL the worker mid-stream, restart it: nothing lost, nothing twice
     async def stream() -> None:
         for start in range(40, 240, 20):
-            await produce(boot, topic, [json.dumps(alert(i)).encode()
-                                        for i in range(start, start + 20)])
+            await produce(
+                boot, topic, [json.dumps(alert(i)).encode() for i in range(start, start + 20)]
+            )
             await asyncio.sleep(0.1)
 
     producer = asyncio.create_task(stream())
@@ -140,9 +156,13 @@ async def test_notify_worker_end_to_end(
     await asyncio.to_thread(p.start_service, "notify")
     await asyncio.to_thread(p.wait_ready, 60, ["notify"])
     want = expected(range(240))
-    assert await wait_for(lambda: {c: sorted(v) for c, v in received(p).items()} == {
-        c: sorted(v) for c, v in want.items()}, 40), {
-        c: len(v) for c, v in received(p).items()}
+    assert await wait_for(
+        lambda: (
+            {c: sorted(v) for c, v in received(p).items()}
+            == {c: sorted(v) for c, v in want.items()}
+        ),
+        40,
+    ), {c: len(v) for c, v in received(p).items()}
     await asyncio.sleep(1.0)
     got = received(p)
     for cell, ids in got.items():
@@ -159,8 +179,9 @@ async def test_notify_worker_end_to_end(
     h13 = {"Authorization": f"Bearer {TOKENS['dept-13']}"}
     async with httpx.AsyncClient(timeout=5) as c:
         assert (await c.get(f"{base}/alerts")).status_code == 401
-        assert (await c.get(f"{base}/alerts", headers={"Authorization": "Bearer x"})
-                ).status_code == 401
+        assert (
+            await c.get(f"{base}/alerts", headers={"Authorization": "Bearer x"})
+        ).status_code == 401
         listed = (await c.get(f"{base}/alerts", headers=h13)).json()
         assert {a["fingerprint"] for a in listed["alerts"]} <= set(want["dept-13"])
         assert len(listed["alerts"]) == len(want["dept-13"])
@@ -169,17 +190,20 @@ async def test_notify_worker_end_to_end(
         mine = want["dept-13"][0]
         r = await c.post(f"{base}/alerts/{mine}/ack", headers=h13)
         assert r.status_code == 200 and r.json()["acked_by"] == "dept-13"
-        r = await c.post(f"{base}/silences", headers=h13,
-                         json={"matchers": ['rule="x"'], "duration": 60})
+        r = await c.post(
+            f"{base}/silences", headers=h13, json={"matchers": ['rule="x"'], "duration": 60}
+        )
         assert r.status_code == 201
         sid = r.json()["id"]
-        assert [s["id"] for s in (await c.get(f"{base}/silences", headers=h13)).json()[
-            "silences"]] == [sid]
+        assert [
+            s["id"] for s in (await c.get(f"{base}/silences", headers=h13)).json()["silences"]
+        ] == [sid]
         h76 = {"Authorization": f"Bearer {TOKENS['dept-76']}"}
         assert (await c.delete(f"{base}/silences/{sid}", headers=h76)).status_code == 404
         assert (await c.delete(f"{base}/silences/{sid}", headers=h13)).status_code == 200
-        assert (await c.post(f"{base}/silences", headers=h13, json={"matchers": ["("]})
-                ).status_code == 400
+        assert (
+            await c.post(f"{base}/silences", headers=h13, json={"matchers": ["("]})
+        ).status_code == 400
         doc = (await c.get(f"{base}/openapi.json")).json()
         assert doc["openapi"].startswith("3.") and "/api/v1/alerts/{alert_id}/ack" in doc["paths"]
 
@@ -187,8 +211,10 @@ async def test_notify_worker_end_to_end(
     await produce(boot, topic, [b"{not json"])
     dlq = await consume_all(boot, p.topics.notifications_dlq, expect=1, timeout=15)
     assert [json.loads(r.value)["reason"] for r in dlq] == ["bad_alert"]
-    audit = [json.loads(r.value) for r in await consume_all(
-        boot, p.topics.notifications, timeout=5, settle=0.5)]
+    audit = [
+        json.loads(r.value)
+        for r in await consume_all(boot, p.topics.notifications, timeout=5, settle=0.5)
+    ]
     kinds = {r["kind"] for r in audit}
     assert {"delivery", "acknowledgement", "silence"} <= kinds
     assert any(r.get("outcome") == "retrying" and r["receiver"] == "dept-76" for r in audit)

@@ -48,8 +48,10 @@ async def test_demo_scenario_reaches_the_right_cells_once(
     assert set(by_cell) == EXPECTED_CELLS
     # other rules of the default pack fire too (maritime tip then seizure in 76):
     # this test is about the cross-agency target alert, one per cell
-    by_cell = {cell: [d for d in ds if _rules(d) == {"target_deconfliction"}]
-               for cell, ds in by_cell.items()}
+    by_cell = {
+        cell: [d for d in ds if _rules(d) == {"target_deconfliction"}]
+        for cell, ds in by_cell.items()
+    }
     for cell, deliveries in by_cell.items():
         assert len(deliveries) == 1, cell
         (alert,) = deliveries[0].body["alerts"]

@@ -64,21 +64,32 @@ def make_events(n: int, seed: int = 7) -> list[bytes]:
         lat, lon = CENTRES[dept]
         at = start + timedelta(minutes=i * 43200 / n + rng.uniform(-600, 600))
         ev: dict[str, Any] = {
-            "event_id": f"bench-{i}", "agency": rng.choice(AGENCIES), "type": etype,
+            "event_id": f"bench-{i}",
+            "agency": rng.choice(AGENCIES),
+            "type": etype,
             "occurred_at": at.isoformat(),
-            "location": {"department": dept, "lat": lat + rng.uniform(-0.3, 0.3),
-                         "lon": lon + rng.uniform(-0.3, 0.3)},
-            "entities": [{"kind": k, "token": rng.choice(pools[k])}
-                         for k in rng.sample(KINDS, rng.randint(0, 3))],
-            "details": {}, "case_ref": f"CASE-{i}", "contact": "unit",
+            "location": {
+                "department": dept,
+                "lat": lat + rng.uniform(-0.3, 0.3),
+                "lon": lon + rng.uniform(-0.3, 0.3),
+            },
+            "entities": [
+                {"kind": k, "token": rng.choice(pools[k])}
+                for k in rng.sample(KINDS, rng.randint(0, 3))
+            ],
+            "details": {},
+            "case_ref": f"CASE-{i}",
+            "contact": "unit",
             "published_ms": int(time.time() * 1000),
         }
         if etype == "deal_point":
             ev["details"]["status"] = rng.choice(["active", "dismantled"])
         if etype == "planned_operation":
             s = at + timedelta(days=rng.randint(1, 10))
-            ev["details"] = {"starts_at": s.isoformat(),
-                             "ends_at": (s + timedelta(hours=4)).isoformat()}
+            ev["details"] = {
+                "starts_at": s.isoformat(),
+                "ends_at": (s + timedelta(hours=4)).isoformat(),
+            }
         if etype in {"seizure", "corruption_signal"} and rng.random() < 0.5:
             ev["location"]["site"] = rng.choice(["FRMRS", "FRLEH", "FRDKK", "FRCDG"])
         out.append(json.dumps(ev, separators=(",", ":")).encode())
@@ -86,12 +97,10 @@ def make_events(n: int, seed: int = 7) -> list[bytes]:
 
 
 async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
     await producer.start()
     try:
-        futures = [await producer.send(topic, v, key=str(i).encode())
-                   for i, v in enumerate(values)]
+        futures = [await producer.send(topic, v, key=str(i).encode()) for i, v in enumerate(values)]
         await producer.flush()
         await asyncio.gather(*futures)
     finally:
@@ -124,14 +133,19 @@ async def _memory(redis_url: str, prefix: str) -> dict[str, Any]:
                 tags.add(m.group(1))
         async for key in client.scan_iter(match=f"{prefix}*", count=1000):
             await client.delete(key)
-        return {"keys": keys, "groups": len(tags), "bytes": total,
-                "bytes_per_group": round(total / max(1, len(tags)))}
+        return {
+            "keys": keys,
+            "groups": len(tags),
+            "bytes": total,
+            "bytes_per_group": round(total / max(1, len(tags))),
+        }
     finally:
         await client.aclose()
 
 
-async def run_mode(stack: LocalStack, workdir: Path, mode: str, events: list[bytes],
-                   timeout: float) -> dict[str, Any]:
+async def run_mode(
+    stack: LocalStack, workdir: Path, mode: str, events: list[bytes], timeout: float
+) -> dict[str, Any]:
     uid = uuid.uuid4().hex[:8]
     topics = Topics(f"bench-{uid}.")
     redis_prefix = f"vigiebench:{uid}"
@@ -140,11 +154,19 @@ async def run_mode(stack: LocalStack, workdir: Path, mode: str, events: list[byt
     port = free_port()
     env = dict(os.environ)
     env.update(stack.env())
-    env.update({"VIGIE_WEB_PORT": str(port), "VIGIE_WEB_HOST": "127.0.0.1",
-                "VIGIE_TOPIC_PREFIX": topics.prefix, "VIGIE_REDIS_PREFIX": redis_prefix,
-                "VIGIE_TOPIC_PARTITIONS": "1", "VIGIE_BROKER_SESSION_TIMEOUT": "6",
-                "VIGIE_ENGINE_MODE": mode, "VIGIE_LOG_LEVEL": "WARNING",
-                "VIGIE_DATA_DIR": str(workdir / f"data-{mode}")})
+    env.update(
+        {
+            "VIGIE_WEB_PORT": str(port),
+            "VIGIE_WEB_HOST": "127.0.0.1",
+            "VIGIE_TOPIC_PREFIX": topics.prefix,
+            "VIGIE_REDIS_PREFIX": redis_prefix,
+            "VIGIE_TOPIC_PARTITIONS": "1",
+            "VIGIE_BROKER_SESSION_TIMEOUT": "6",
+            "VIGIE_ENGINE_MODE": mode,
+            "VIGIE_LOG_LEVEL": "WARNING",
+            "VIGIE_DATA_DIR": str(workdir / f"data-{mode}"),
+        }
+    )
     proc = ServiceProcess("correlate", env, port, workdir / f"correlate-{mode}.log")
     proc.start()
     n = len(events)
@@ -174,12 +196,15 @@ async def run_mode(stack: LocalStack, workdir: Path, mode: str, events: list[byt
             "events": n,
             "events_per_s": round((last[1] - first[1]) / elapsed, 1),
             "redis_round_trips_per_event": round(
-                seen.get("vigie_correlate_redis_round_trips_total", 0.0) / n, 4),
+                seen.get("vigie_correlate_redis_round_trips_total", 0.0) / n, 4
+            ),
             "alerts": int(seen.get("vigie_correlate_alerts_total", 0.0)),
             "late": int(seen.get("vigie_correlate_late_total", 0.0)),
-            "mean_batch": round(seen.get("vigie_correlate_batch_events_sum", 0.0)
-                                / max(1.0, seen.get("vigie_correlate_batch_events_count", 0.0)),
-                                1),
+            "mean_batch": round(
+                seen.get("vigie_correlate_batch_events_sum", 0.0)
+                / max(1.0, seen.get("vigie_correlate_batch_events_count", 0.0)),
+                1,
+            ),
         }
     finally:
         proc.stop()
@@ -212,8 +237,7 @@ def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
     if all("events_per_s" in x for x in (b, c, nv)):
         result["ratio_vs_ceiling"] = round(b["events_per_s"] / c["events_per_s"], 3)
         result["ratio_vs_naive"] = round(b["events_per_s"] / nv["events_per_s"], 2)
-        result["targets_met"] = (result["ratio_vs_ceiling"] >= 0.6
-                                 and result["ratio_vs_naive"] >= 3)
+        result["targets_met"] = result["ratio_vs_ceiling"] >= 0.6 and result["ratio_vs_naive"] >= 3
         result["redis_round_trips_per_event"] = b["redis_round_trips_per_event"]
         result["redis_bytes_per_group"] = b["redis_memory"]["bytes_per_group"]
     if json_out:

@@ -41,26 +41,39 @@ DEPTS = ["13", "76", "75", "69", "59", "33", "2A", "971"]
 
 def routing_doc() -> dict[str, Any]:
     routes: list[dict[str, Any]] = [
-        {"receiver": "hq", "matchers": ['severity="critical"'], "continue": True}]
+        {"receiver": "hq", "matchers": ['severity="critical"'], "continue": True}
+    ]
     routes += [{"receiver": f"dept-{d}", "matchers": [f'department="{d}"']} for d in DEPTS]
     return {
-        "route": {"receiver": "hq", "group_by": ["..."], "group_wait": "0s",
-                  "group_interval": "5m", "repeat_interval": "4h", "routes": routes},
+        "route": {
+            "receiver": "hq",
+            "group_by": ["..."],
+            "group_wait": "0s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+            "routes": routes,
+        },
         "receivers": [{"name": "hq"}] + [{"name": f"dept-{d}"} for d in DEPTS],
     }
 
 
 def alert_labels(i: int, run: str) -> dict[str, str]:
-    return {"rule": "bench", "severity": "critical" if i % 5 == 0 else "high",
-            "department": DEPTS[i % len(DEPTS)], "axis": "organisations", "case": f"{run}-{i}"}
+    return {
+        "rule": "bench",
+        "severity": "critical" if i % 5 == 0 else "high",
+        "department": DEPTS[i % len(DEPTS)],
+        "axis": "organisations",
+        "case": f"{run}-{i}",
+    }
 
 
 def expected_deliveries(n: int) -> int:
     return n + sum(1 for i in range(n) if i % 5 == 0)
 
 
-def figures(sent: dict[str, float], rx: WebhookReceiver, key: str, n: int,
-            t0: float) -> dict[str, Any]:
+def figures(
+    sent: dict[str, float], rx: WebhookReceiver, key: str, n: int, t0: float
+) -> dict[str, Any]:
     lat, last = [], t0
     for d in rx.deliveries:
         for a in d.body.get("alerts", []):
@@ -99,15 +112,20 @@ async def pace(t0: float, i: int, rate: float) -> None:
             await asyncio.sleep(delay)
 
 
-async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float,
-                    workers: int = 1, rate: float = 0) -> dict[str, Any]:
+async def run_vigie(
+    stack: LocalStack, workdir: Path, n: int, timeout: float, workers: int = 1, rate: float = 0
+) -> dict[str, Any]:
     rx = WebhookReceiver(secret=b"bench-secret").start()
     routing = workdir / "routing.yml"
     routing.write_text(yaml.safe_dump(routing_doc()))
-    p = Pipeline(workdir=workdir / "vigie", stack=stack, receiver=rx, topic_prefix="bench.",
-                 redis_prefix=f"vigiebench:{int(time.time())}",
-                 extra_env={"VIGIE_NOTIFY_ROUTING_FILE": str(routing),
-                            "VIGIE_LOG_LEVEL": "WARNING"})
+    p = Pipeline(
+        workdir=workdir / "vigie",
+        stack=stack,
+        receiver=rx,
+        topic_prefix="bench.",
+        redis_prefix=f"vigiebench:{int(time.time())}",
+        extra_env={"VIGIE_NOTIFY_ROUTING_FILE": str(routing), "VIGIE_LOG_LEVEL": "WARNING"},
+    )
     p.workdir.mkdir(parents=True, exist_ok=True)
     p._pseudo_key = "0" * 64  # unused by notify
     await ensure_topics(stack.bootstrap, p.topics.all(), p.partitions)
@@ -128,13 +146,19 @@ async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float,
             for i in range(n):
                 await pace(t0, i, rate)
                 labels = alert_labels(i, run)
-                body: dict[str, Any] = {"alert_id": f"{run}-{i:06d}", "rule": "bench",
-                        "severity": labels["severity"], "labels": labels,
-                        "annotations": {"summary": f"bench {i}"},
-                        "starts_at": datetime.now(UTC).isoformat(), "evidence": []}
+                body: dict[str, Any] = {
+                    "alert_id": f"{run}-{i:06d}",
+                    "rule": "bench",
+                    "severity": labels["severity"],
+                    "labels": labels,
+                    "annotations": {"summary": f"bench {i}"},
+                    "starts_at": datetime.now(UTC).isoformat(),
+                    "evidence": [],
+                }
                 sent[labels["case"]] = time.time()
-                await producer.send(p.topics.alerts, json.dumps(body).encode(),
-                                    key=body["alert_id"].encode())
+                await producer.send(
+                    p.topics.alerts, json.dumps(body).encode(), key=body["alert_id"].encode()
+                )
             await producer.flush()
         finally:
             await producer.stop()
@@ -144,27 +168,35 @@ async def run_vigie(stack: LocalStack, workdir: Path, n: int, timeout: float,
         p.stop()
 
 
-def start_alertmanager(binary: str, workdir: Path, doc: dict[str, Any],
-                       port: int) -> subprocess.Popen[bytes]:
+def start_alertmanager(
+    binary: str, workdir: Path, doc: dict[str, Any], port: int
+) -> subprocess.Popen[bytes]:
     """Alertmanager on loopback, no clustering, with ``doc`` as its configuration."""
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "alertmanager.yml"
     cfg.write_text(yaml.safe_dump(doc))
     proc = spawn(
-        [binary, f"--config.file={cfg}", f"--storage.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        [
+            binary,
+            f"--config.file={cfg}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
         workdir / "alertmanager.log",
     )
     return proc
 
 
-async def run_alertmanager(binary: str, workdir: Path, n: int, timeout: float,
-                           batch: int, rate: float = 0) -> dict[str, Any]:
+async def run_alertmanager(
+    binary: str, workdir: Path, n: int, timeout: float, batch: int, rate: float = 0
+) -> dict[str, Any]:
     rx = WebhookReceiver().start()
     doc = routing_doc()
     for r in doc["receivers"]:
-        r["webhook_configs"] = [{"url": f"http://127.0.0.1:{rx.port}/cells/{r['name']}",
-                                 "send_resolved": False}]
+        r["webhook_configs"] = [
+            {"url": f"http://127.0.0.1:{rx.port}/cells/{r['name']}", "send_resolved": False}
+        ]
     port = free_port()
     proc = await asyncio.to_thread(start_alertmanager, binary, workdir, doc, port)
     try:
@@ -188,9 +220,13 @@ async def run_alertmanager(binary: str, workdir: Path, n: int, timeout: float,
                 for i in range(start, min(n, start + batch)):
                     labels = alert_labels(i, run)
                     sent[labels["case"]] = time.time()
-                    items.append({"labels": {"alertname": "bench", **labels},
-                                  "annotations": {"summary": f"bench {i}"},
-                                  "startsAt": datetime.now(UTC).isoformat()})
+                    items.append(
+                        {
+                            "labels": {"alertname": "bench", **labels},
+                            "annotations": {"summary": f"bench {i}"},
+                            "startsAt": datetime.now(UTC).isoformat(),
+                        }
+                    )
                 r = await client.post(f"{base}/api/v2/alerts", json=items)
                 r.raise_for_status()
         await wait_deliveries(rx, expected_deliveries(n), timeout)
@@ -208,12 +244,18 @@ def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
     parser = argparse.ArgumentParser(prog="vigie bench notify", description=__doc__)
     parser.add_argument("--alerts", type=int, default=2000, help="alerts to publish")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait")
-    parser.add_argument("--batch", type=int, default=64,
-                        help="alerts per POST to Alertmanager's API")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="notify worker processes (replicas sharing the partitions)")
-    parser.add_argument("--rate", type=float, default=0,
-                        help="alerts/s to publish (0: as fast as possible)")
+    parser.add_argument(
+        "--batch", type=int, default=64, help="alerts per POST to Alertmanager's API"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="notify worker processes (replicas sharing the partitions)",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=0, help="alerts/s to publish (0: as fast as possible)"
+    )
     parser.add_argument("--no-alertmanager", action="store_true", help="skip the baseline")
     try:
         opts = parser.parse_args(args)
@@ -222,16 +264,23 @@ def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
     if opts.alerts < 1:
         err.print("vigie: --alerts must be at least 1")
         return 2
-    binary = None if opts.no_alertmanager else (
-        shutil.which("prometheus-alertmanager") or shutil.which("alertmanager"))
+    binary = (
+        None
+        if opts.no_alertmanager
+        else (shutil.which("prometheus-alertmanager") or shutil.which("alertmanager"))
+    )
     workdir = Path(tempfile.mkdtemp(prefix="vigie-bench-notify-"))
     result: dict[str, Any] = {"bench": "notify", "alerts": opts.alerts, "rate": opts.rate}
     with LocalStack(workdir=workdir / "stack") as stack:
-        result["vigie"] = asyncio.run(run_vigie(stack, workdir, opts.alerts, opts.timeout,
-                                                 max(1, opts.workers), opts.rate))
+        result["vigie"] = asyncio.run(
+            run_vigie(stack, workdir, opts.alerts, opts.timeout, max(1, opts.workers), opts.rate)
+        )
     if binary:
-        am = asyncio.run(run_alertmanager(binary, workdir / "am", opts.alerts, opts.timeout,
-                                          opts.batch, opts.rate))
+        am = asyncio.run(
+            run_alertmanager(
+                binary, workdir / "am", opts.alerts, opts.timeout, opts.batch, opts.rate
+            )
+        )
         result["alertmanager"] = am
         v = result["vigie"]
         if am.get("alerts_per_s") and v.get("alerts_per_s"):

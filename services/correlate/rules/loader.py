@@ -124,8 +124,10 @@ class Reloader:
             new = load_dir(self.path)
         except (RuleError, OSError) as exc:
             self.last_error = str(exc)
-            log.error("rules rejected, previous rules stay active",
-                      extra={"error": str(exc), "version": self.active.version})
+            log.error(
+                "rules rejected, previous rules stay active",
+                extra={"error": str(exc), "version": self.active.version},
+            )
             return False
         self.last_error = None
         if new.version == self.active.version:

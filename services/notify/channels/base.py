@@ -39,9 +39,11 @@ class Notification:
         n = sum(1 for a in self.alerts if a["status"] == "firing")
         first = self.alerts[0]["labels"] if self.alerts else {}
         tag = "[ESCALATION] " if self.kind == "escalation" else ""
-        return (f"{tag}[{self.status.upper()}{':' + str(n) if n else ''}] "
-                f"{first.get('rule', '')} {first.get('severity', '')} "
-                f"dept {first.get('department', '-')}").strip()
+        return (
+            f"{tag}[{self.status.upper()}{':' + str(n) if n else ''}] "
+            f"{first.get('rule', '')} {first.get('severity', '')} "
+            f"dept {first.get('department', '-')}"
+        ).strip()
 
     def text(self) -> str:
         lines = [self.subject(), ""]
@@ -50,8 +52,10 @@ class Notification:
             if a["annotations"].get("description"):
                 lines.append(f"  {a['annotations']['description']}")
             for e in a.get("evidence", []):
-                lines.append(f"  evidence: {e.get('agency')} case {e.get('case_ref') or '-'}, "
-                             f"contact {e.get('contact') or '-'}")
+                lines.append(
+                    f"  evidence: {e.get('agency')} case {e.get('case_ref') or '-'}, "
+                    f"contact {e.get('contact') or '-'}"
+                )
             lines.append(f"  alert {a['fingerprint']} (incident {a.get('incident', 1)})")
         return "\n".join(lines) + "\n"
 
@@ -61,10 +65,13 @@ class Notification:
             ev = "".join(
                 f"<li>{html.escape(str(e.get('agency')))}: case "
                 f"{html.escape(str(e.get('case_ref') or '-'))}, contact "
-                f"{html.escape(str(e.get('contact') or '-'))}</li>" for e in a.get("evidence", []))
+                f"{html.escape(str(e.get('contact') or '-'))}</li>"
+                for e in a.get("evidence", [])
+            )
             items.append(
                 f"<li><b>[{html.escape(a['status'])}]</b> "
                 f"{html.escape(str(a['annotations'].get('summary', '')))}"
                 f"<p>{html.escape(str(a['annotations'].get('description', '')))}</p>"
-                f"<ul>{ev}</ul><small>alert {html.escape(a['fingerprint'])}</small></li>")
+                f"<ul>{ev}</ul><small>alert {html.escape(a['fingerprint'])}</small></li>"
+            )
         return f"<h3>{html.escape(self.subject())}</h3><ul>{''.join(items)}</ul>"

@@ -43,9 +43,14 @@ def message(n: Notification, sender: str, to: list[str]) -> EmailMessage:
 async def deliver(cfg: SmtpConfig, n: Notification, to: list[str]) -> None:
     try:
         await aiosmtplib.send(
-            message(n, cfg.sender, to), hostname=cfg.host, port=cfg.port,
-            start_tls=cfg.starttls, use_tls=cfg.use_tls, username=cfg.username,
-            password=cfg.password, timeout=cfg.timeout,
+            message(n, cfg.sender, to),
+            hostname=cfg.host,
+            port=cfg.port,
+            start_tls=cfg.starttls,
+            use_tls=cfg.use_tls,
+            username=cfg.username,
+            password=cfg.password,
+            timeout=cfg.timeout,
         )
     except aiosmtplib.SMTPResponseException as exc:
         raise DeliveryError(f"SMTP {exc.code}", retryable=exc.code < 500) from None

@@ -27,18 +27,27 @@ def content(n: Notification) -> dict[str, Any]:
 class MatrixSender:
     """One logged-in client per process, reused for every room."""
 
-    def __init__(self, homeserver: str, access_token: str, user_id: str = "@vigie:local",
-                 timeout: float = 10.0) -> None:
-        self._client = AsyncClient(homeserver, user_id,
-                                   config=AsyncClientConfig(request_timeout=timeout,
-                                                            max_timeouts=1))
+    def __init__(
+        self,
+        homeserver: str,
+        access_token: str,
+        user_id: str = "@vigie:local",
+        timeout: float = 10.0,
+    ) -> None:
+        self._client = AsyncClient(
+            homeserver, user_id, config=AsyncClientConfig(request_timeout=timeout, max_timeouts=1)
+        )
         self._client.access_token = access_token
 
     async def deliver(self, room_id: str, n: Notification) -> None:
         try:
             resp = await self._client.room_send(
-                room_id, "m.room.message", content(n), tx_id=n.notification_id,
-                ignore_unverified_devices=True)
+                room_id,
+                "m.room.message",
+                content(n),
+                tx_id=n.notification_id,
+                ignore_unverified_devices=True,
+            )
         except Exception as exc:  # nio raises transport errors of several kinds
             raise DeliveryError(type(exc).__name__) from None
         if isinstance(resp, RoomSendError):

@@ -49,15 +49,17 @@ def sign(body: bytes, secret: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-async def deliver(client: aiohttp.ClientSession, url: str, n: Notification,
-                  secret: bytes | None, timeout: float) -> None:
+async def deliver(
+    client: aiohttp.ClientSession, url: str, n: Notification, secret: bytes | None, timeout: float
+) -> None:
     data = json.dumps(payload(n), separators=(",", ":"), default=str).encode()
     headers = {"Content-Type": "application/json", "Vigie-Notification-Id": n.notification_id}
     if secret:
         headers["Vigie-Signature"] = sign(data, secret)
     try:
-        async with client.post(url, data=data, headers=headers,
-                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        async with client.post(
+            url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as resp:
             status = resp.status
             await resp.read()
     except (aiohttp.ClientError, TimeoutError) as exc:

@@ -31,13 +31,25 @@ def write(dir_: Path, name: str, text: str) -> Path:
 def test_default_pack_loads_with_every_rule_of_the_plan() -> None:
     rules = load_dir(DEFAULT_DIR)
     assert {r.id for r in rules.rules} == {
-        "target_deconfliction", "operation_deconfliction", "violence_near_deal_point",
-        "retaliation_after_dismantling", "threat_escalation", "violence_cluster",
-        "maritime_tip_to_port", "corruption_link", "laundering_link", "arms_and_drugs",
+        "target_deconfliction",
+        "operation_deconfliction",
+        "violence_near_deal_point",
+        "retaliation_after_dismantling",
+        "threat_escalation",
+        "violence_cluster",
+        "maritime_tip_to_port",
+        "corruption_link",
+        "laundering_link",
+        "arms_and_drugs",
     }
     assert len(rules.version) == 12
-    assert {r.kind for r in rules.rules} == {"threshold", "distinct", "sequence", "proximity",
-                                             "overlap"}
+    assert {r.kind for r in rules.rules} == {
+        "threshold",
+        "distinct",
+        "sequence",
+        "proximity",
+        "overlap",
+    }
 
 
 @pytest.mark.parametrize(

@@ -20,14 +20,19 @@ from tests.unit.notify.test_route import CONFIG
 
 AMTOOL = shutil.which("amtool")
 pytestmark = pytest.mark.skipif(
-    AMTOOL is None, reason="amtool not installed (apt-get install prometheus-alertmanager)")
+    AMTOOL is None, reason="amtool not installed (apt-get install prometheus-alertmanager)"
+)
 
 
 def amtool_receivers(config: Path, labels: dict[str, str]) -> list[str]:
     args = [f"{k}={v}" for k, v in labels.items()]
     proc = subprocess.run(
         [AMTOOL, "config", "routes", "test", "--config.file", str(config), *args],
-        capture_output=True, text=True, timeout=30, check=True)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return proc.stdout.strip().split(",")
 
 
@@ -41,8 +46,9 @@ def label_sets(seed: int, n: int) -> list[dict[str, str]]:
     rng.shuffle(every)
     out = []
     for d, s, a, r in every[:n]:
-        out.append({k: v for k, v in
-                    {"department": d, "severity": s, "axis": a, "rule": r}.items() if v})
+        out.append(
+            {k: v for k, v in {"department": d, "severity": s, "axis": a, "rule": r}.items() if v}
+        )
     return out
 
 
@@ -57,8 +63,10 @@ def test_same_receivers_as_amtool(which: str, tmp_path: Path) -> None:
     cases = label_sets(seed=5, n=120)
     with ThreadPoolExecutor(4) as pool:
         expected = list(pool.map(lambda lbl: amtool_receivers(path, lbl), cases))
-    mismatches = [(lbl, exp, routing.receivers_for(lbl))
-                  for lbl, exp in zip(cases, expected, strict=True)
-                  if routing.receivers_for(lbl) != exp]
+    mismatches = [
+        (lbl, exp, routing.receivers_for(lbl))
+        for lbl, exp in zip(cases, expected, strict=True)
+        if routing.receivers_for(lbl) != exp
+    ]
     assert not mismatches, mismatches[:5]
     assert len({tuple(e) for e in expected}) > 4  # the cases exercise several routes

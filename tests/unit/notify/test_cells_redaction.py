@@ -18,13 +18,28 @@ SECRET_BITS = ("CASE-SECRET-42", "unit 7 lieutenant X", "tok:abcdef", "secret su
 
 def secret_alert() -> Alert:
     return Alert(
-        alert_id="f" * 32, rule="target_deconfliction", severity="high",
-        labels={"rule": "target_deconfliction", "severity": "high", "department": "13",
-                "axis": "organisations", "agencies": "douane,police", "entity": "tok:abcdef"},
+        alert_id="f" * 32,
+        rule="target_deconfliction",
+        severity="high",
+        labels={
+            "rule": "target_deconfliction",
+            "severity": "high",
+            "department": "13",
+            "axis": "organisations",
+            "agencies": "douane,police",
+            "entity": "tok:abcdef",
+        },
         annotations=Annotations(summary="secret summary", description="tok:abcdef held twice"),
         starts_at=datetime(2026, 11, 27, tzinfo=UTC),
-        evidence=[Evidence(agency="douane", event_id="e1", occurred_at=datetime(2026, 11, 27,
-                  tzinfo=UTC), case_ref="CASE-SECRET-42", contact="unit 7 lieutenant X")],
+        evidence=[
+            Evidence(
+                agency="douane",
+                event_id="e1",
+                occurred_at=datetime(2026, 11, 27, tzinfo=UTC),
+                case_ref="CASE-SECRET-42",
+                contact="unit 7 lieutenant X",
+            )
+        ],
         handling=Handling.SECRET,
     )
 
@@ -42,16 +57,21 @@ def test_shipped_cells_file() -> None:
     assert cells["dept-13"].clearance is Handling.RESTRICTED
 
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ({"cells": {"dept-99": {}}}, "bad cell id"),
-    ({"cells": {"hq": {"escalate_to": "nowhere"}}}, "not a cell"),
-    ({"cells": {"hq": {"escalate_to": "antenne-a"}, "antenne-a": {"escalate_to": "hq"}}},
-     "cycle"),
-    ({"cells": {"hq": {"clearance": "top"}}}, "clearance"),
-    ({"cells": {"hq": {"channels": [{"type": "pager"}]}}}, "channels"),
-    ({"cells": {"hq": {"typo": 1}}}, "typo"),
-    ({"cells": {"hq": {"channels": [{"type": "email", "to": ["nope"]}]}}}, "to"),
-])
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"cells": {"dept-99": {}}}, "bad cell id"),
+        ({"cells": {"hq": {"escalate_to": "nowhere"}}}, "not a cell"),
+        (
+            {"cells": {"hq": {"escalate_to": "antenne-a"}, "antenne-a": {"escalate_to": "hq"}}},
+            "cycle",
+        ),
+        ({"cells": {"hq": {"clearance": "top"}}}, "clearance"),
+        ({"cells": {"hq": {"channels": [{"type": "pager"}]}}}, "channels"),
+        ({"cells": {"hq": {"typo": 1}}}, "typo"),
+        ({"cells": {"hq": {"channels": [{"type": "email", "to": ["nope"]}]}}}, "to"),
+    ],
+)
 def test_cells_file_is_strict(doc: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(CellsError, match=message):
         parse_cells(doc)
@@ -59,9 +79,13 @@ def test_cells_file_is_strict(doc: dict, message: str) -> None:  # type: ignore[
 
 def notification(cell_id: str) -> Notification:
     cells = load_cells(default_cells_path())
-    return Notification(receiver=cell_id, group_key="g", group_labels={},
-                        alerts=[view(secret_alert(), cells[cell_id], cells)],
-                        notification_id="n1")
+    return Notification(
+        receiver=cell_id,
+        group_key="g",
+        group_labels={},
+        alerts=[view(secret_alert(), cells[cell_id], cells)],
+        notification_id="n1",
+    )
 
 
 def rendered(n: Notification) -> dict[str, str]:

@@ -73,7 +73,7 @@ def test_matchers_all_operators() -> None:
     assert parse_matcher('missing!~".+"').matches(labels)
     assert len(parse_matchers(['{a="x", b=~"y.*"}'])) == 2
     assert parse_matcher('a="with \\"quote\\""').value == 'with "quote"'
-    for bad in ("a", 'a=~"("', '=x'):
+    for bad in ("a", 'a=~"("', "=x"):
         with pytest.raises(ValueError):
             parse_matcher(bad)
 
@@ -110,23 +110,41 @@ def test_time_intervals(routing) -> None:  # type: ignore[no-untyped-def]
     assert not routing.muted(d, datetime(2026, 11, 28, 20, 30, tzinfo=UTC).timestamp())
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("0s", 0), ("30s", 30), ("5m", 300), ("1h30m", 5400), ("1d", 86400), ("1w", 604800),
-    ("250ms", 0.25)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0s", 0),
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("1d", 86400),
+        ("1w", 604800),
+        ("250ms", 0.25),
+    ],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize(("patch", "message"), [
-    ({"route": {"receiver": "hq", "matchers": ['a="b"']}}, "root route must not have any matchers"),
-    ({"route": {"receiver": "nobody"}}, "undefined receiver"),
-    ({"route": {"receiver": "hq", "routes": [{"receiver": "hq", "typo": 1}]}}, "unknown key"),
-    ({"route": {"receiver": "hq", "group_by": ["...", "a"]}}, "wildcard"),
-    ({"route": {"receiver": "hq", "group_interval": "0s"}}, "group_interval"),
-    ({"route": {"receiver": "hq", "group_wait": "soon"}}, "bad duration"),
-    ({"route": {"receiver": "hq", "routes": [{"mute_time_intervals": ["x"]}]}}, "undefined time"),
-    ({"extra": 1}, "unknown key"),
-])
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (
+            {"route": {"receiver": "hq", "matchers": ['a="b"']}},
+            "root route must not have any matchers",
+        ),
+        ({"route": {"receiver": "nobody"}}, "undefined receiver"),
+        ({"route": {"receiver": "hq", "routes": [{"receiver": "hq", "typo": 1}]}}, "unknown key"),
+        ({"route": {"receiver": "hq", "group_by": ["...", "a"]}}, "wildcard"),
+        ({"route": {"receiver": "hq", "group_interval": "0s"}}, "group_interval"),
+        ({"route": {"receiver": "hq", "group_wait": "soon"}}, "bad duration"),
+        (
+            {"route": {"receiver": "hq", "routes": [{"mute_time_intervals": ["x"]}]}},
+            "undefined time",
+        ),
+        ({"extra": 1}, "unknown key"),
+    ],
+)
 def test_strict_loading(patch: dict, message: str) -> None:  # type: ignore[type-arg]
     doc = {"route": {"receiver": "hq"}, "receivers": [{"name": "hq"}], **patch}
     with pytest.raises(RoutingError, match=message):
@@ -156,14 +174,21 @@ def test_shipped_routing_file() -> None:
     routing = load_routing(default_routing_path())
     r = routing.receivers_for
     assert r({"department": "13", "severity": "high", "rule": "target_deconfliction"}) == [
-        "dept-13"]
+        "dept-13"
+    ]
     assert r({"department": "76", "severity": "high"}) == ["dept-76"]
     assert r({"department": "13", "severity": "critical"}) == ["hq", "antenne-marseille", "dept-13"]
     assert r({"department": "971", "severity": "critical"}) == [
-        "hq", "antenne-fort-de-france", "dept-971"]
+        "hq",
+        "antenne-fort-de-france",
+        "dept-971",
+    ]
     assert r({"severity": "high"}) == ["hq"]
-    (crit,) = [x for x in routing.route.match({"department": "2A", "severity": "critical"})
-               if x.receiver == "dept-2A"]
+    (crit,) = [
+        x
+        for x in routing.route.match({"department": "2A", "severity": "critical"})
+        if x.receiver == "dept-2A"
+    ]
     assert crit.group_wait == 0
 
 
@@ -177,8 +202,10 @@ class _Console:
 
 def test_routes_test_cli(tmp_path: Path) -> None:
     out, err = _Console(), _Console()
-    assert cli_routes_test(default_routing_path(), ["department=13", 'severity="critical"'],
-                           out, err) == 0
+    assert (
+        cli_routes_test(default_routing_path(), ["department=13", 'severity="critical"'], out, err)
+        == 0
+    )
     assert out.lines == ["hq,antenne-marseille,dept-13"]
     bad = tmp_path / "bad.yml"
     bad.write_text("route: {receiver: x}\nreceivers: []\n")

@@ -21,7 +21,8 @@ def test_silence_window_and_matchers() -> None:
 
 
 def test_group_timers() -> None:
-    routing = parse_routing(yaml.safe_load("""
+    routing = parse_routing(
+        yaml.safe_load("""
 route:
   receiver: hq
   group_wait: 10s
@@ -29,7 +30,8 @@ route:
   routes:
     - {receiver: hq, matchers: ['severity="critical"'], group_wait: 0s}
 receivers: [{name: hq}]
-"""))
+""")
+    )
     (crit,) = routing.route.match({"severity": "critical"})
     (other,) = routing.route.match({"severity": "high"})
     assert first_flush(crit, 1000.0) == 1000.0  # critical leaves at once
