@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 import yaml
 from aiokafka import AIOKafkaProducer
 
@@ -96,6 +98,28 @@ def figures(
     }
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux ``/proc``; 0 elsewhere)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def redis_commands(url: str) -> int:
+    """Commands Redis has processed so far (``INFO stats``)."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        return int((await client.info("stats"))["total_commands_processed"])
+    finally:
+        await client.aclose()
+
+
 async def wait_deliveries(rx: WebhookReceiver, want: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -141,6 +165,8 @@ async def run_vigie(
         await producer.start()
         sent: dict[str, float] = {}
         run = f"v{int(time.time())}"
+        pids = [proc.pid for name in names if (proc := p.services[name].proc) is not None]
+        cpu0, cmds0 = cpu_seconds(pids), await redis_commands(stack.redis_url)
         t0 = time.time()
         try:
             for i in range(n):
@@ -163,7 +189,15 @@ async def run_vigie(
         finally:
             await producer.stop()
         await wait_deliveries(rx, expected_deliveries(n), timeout)
-        return {**figures(sent, rx, "vigie", n, t0), "workers": workers}
+        cpu = cpu_seconds(pids) - cpu0
+        cmds = await redis_commands(stack.redis_url) - cmds0
+        return {
+            **figures(sent, rx, "vigie", n, t0),
+            "workers": workers,
+            # Less noisy than wall-clock figures on a shared machine:
+            "cpu_ms_per_alert": round(1000 * cpu / n, 3),
+            "redis_commands_per_alert": round(cmds / n, 2),
+        }
     finally:
         p.stop()
 
@@ -211,6 +245,7 @@ async def run_alertmanager(
                 await asyncio.sleep(0.1)
             sent: dict[str, float] = {}
             run = f"a{int(time.time())}"
+            cpu0 = cpu_seconds([proc.pid])
             t0 = time.time()
             if rate > 0:
                 batch = max(1, min(batch, int(rate / 100)))  # a POST every ~10 ms
@@ -230,7 +265,11 @@ async def run_alertmanager(
                 r = await client.post(f"{base}/api/v2/alerts", json=items)
                 r.raise_for_status()
         await wait_deliveries(rx, expected_deliveries(n), timeout)
-        return figures(sent, rx, "alertmanager", n, t0)
+        cpu = cpu_seconds([proc.pid]) - cpu0
+        return {
+            **figures(sent, rx, "alertmanager", n, t0),
+            "cpu_ms_per_alert": round(1000 * cpu / n, 3),
+        }
     finally:
         proc.terminate()
         try:
