@@ -83,40 +83,62 @@ def sequence(rule: SequenceRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:
     Ordered: strictly increasing (event time, then pointer) and no ``until``
     event between its first and last step. Unordered: one event per step,
     any order, spanning at most the window.
+
+    "Earliest": the first chain in the order of the candidates of step 1, then
+    step 2... (each by event time, at most ``_MAX_CANDIDATES`` per step). The
+    search prunes only branches that cannot succeed (a repeated event, a span
+    over the window, an ``until`` already inside, ``cur`` no longer placeable),
+    so its answer is the one an exhaustive search in that order gives.
     """
     cur_steps = _steps(cur)
     if not cur_steps:
         return []
     obs = _with_current(cur, seen)
-    untils = [o for o in obs if o.value == "u"]
+    me = cur.member
     n = len(rule.steps)
-    per_step = [[o for o in obs if i in _steps(o)][:_MAX_CANDIDATES] for i in range(n)]
+    window = rule.window
+    ordered = rule.ordered
+    untils = [_key(o) for o in obs if o.value == "u"] if ordered else []
+    steps_of = [(o, _steps(o)) for o in obs]
+    per_step = [[o for o, s in steps_of if i in s][:_MAX_CANDIDATES] for i in range(n)]
+    # the last step ``cur`` can take: past it, a chain without ``cur`` is hopeless
+    last_cur = max(i for i in cur_steps if i < n) if any(i < n for i in cur_steps) else -1
+    if last_cur < 0:
+        return []
+    # ``cur`` itself, where the bounded candidate lists hold it
+    cur_at = [next((o for o in per_step[i] if o.member == me), None) for i in range(n)]
 
-    def ok(chain: list[Obs]) -> bool:
-        ts = [o.t for o in chain]
-        if max(ts) - min(ts) > rule.window or cur not in chain:
-            return False
-        if len({o.member for o in chain}) != n:
-            return False
-        if rule.ordered:
-            lo, hi = chain[0], chain[-1]
-            return not any(_key(lo) <= _key(u) <= _key(hi) for u in untils)
-        return True
-
-    def search(i: int, chain: list[Obs]) -> list[Obs] | None:
+    def search(
+        i: int, chain: list[Obs], members: set[str], lo: int, hi: int, has_cur: bool
+    ) -> list[Obs] | None:
         if i == n:
-            return chain if ok(chain) else None
-        for o in per_step[i]:
-            if rule.ordered and chain and _key(o) <= _key(chain[-1]):
+            return chain if has_cur else None
+        if not has_cur and i == last_cur:
+            only = cur_at[i]
+            candidates: list[Obs] = [only] if only is not None else []
+        else:
+            candidates = per_step[i]
+        for o in candidates:
+            if o.member in members:
                 continue
-            if chain and abs(o.t - chain[0].t) > rule.window:
+            t = o.t
+            nlo, nhi = (t, t) if not chain else (min(lo, t), max(hi, t))
+            if nhi - nlo > window:
                 continue
-            found = search(i + 1, [*chain, o])
+            if ordered and chain:
+                k, first = _key(o), _key(chain[0])
+                if k <= _key(chain[-1]):
+                    continue
+                if any(first <= u <= k for u in untils):
+                    continue
+            found = search(
+                i + 1, [*chain, o], members | {o.member}, nlo, nhi, has_cur or o.member == me
+            )
             if found:
                 return found
         return None
 
-    chain = search(0, [])
+    chain = search(0, [], set(), 0, 0, False)
     if chain is None:
         return []
     evidence = tuple(sorted(chain, key=_key))
