@@ -169,12 +169,13 @@ def create_app(
 ) -> tuple[faust.App, Health]:
     """A Faust app for ``service`` with Vigie's common configuration.
 
-    The consumer group is ``<topic_prefix>vigie-<service>``. ``registry`` is the
+    The consumer group is ``VIGIE_CONSUMER_GROUP``, by default
+    ``<topic_prefix>vigie-<service>``. ``registry`` is the
     Prometheus registry served on ``/metrics`` (Faust's sensor is registered
     on it too); pass a fresh one per app in tests, the global one in workers.
     """
     _patch_fetch_wait()
-    app_id = f"{settings.topic_prefix}vigie-{service}"
+    app_id = settings.consumer_group or f"{settings.topic_prefix}vigie-{service}"
     conf: dict[str, Any] = {
         "broker": [f"kafka://{h}" for h in settings.bootstrap_servers],
         "store": "memory://",

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     #: Prepended to every Redis key, so tests and several deployments can share
     #: one Redis without touching each other's keys.
     redis_prefix: str = "vigie"
+    #: Consumer group (and Faust app id) of the worker; empty means
+    #: ``<topic_prefix>vigie-<service>``. Set it to read the topics again from
+    #: the start under a new group (a benchmark round, a re-correlation).
+    consumer_group: str = ""
     #: Partitions for the topics Vigie creates (inbound and internal).
     topic_partitions: Annotated[int, Field(ge=1, le=1024)] = 8
     #: Consumer-group session timeout. Tansu admits a new member only after
