@@ -12,9 +12,10 @@ Two operations cover every kind:
 A :class:`Claim` marks an alert as raised (and the group as suppressed), so a
 replay or a second worker never raises it twice.
 
-Each op is one Lua script over keys that share one hash tag, so it is atomic
-and runs unchanged on Redis Cluster. Adding an observation that is already
-there (same agency and event id) changes nothing: replays are idempotent.
+Every op touches only keys that share one hash tag, and is atomic: a batch's
+ops run in order inside a few Lua script calls (each atomic; one per hash slot
+on a cluster). Adding an observation that is already there (same agency and
+event id) changes nothing: replays are idempotent.
 
 :class:`RedisState` sends a whole batch of ops in one pipelined round trip;
 :class:`MemoryState` has the same semantics in pure Python (unit tests only).
@@ -24,85 +25,132 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.crc import key_slot
+from redis.exceptions import NoScriptError
+
+_dumps = partial(json.dumps, separators=(",", ":"))
+
+
+def key_slot_of(key: str) -> int:
+    """The Redis Cluster slot of ``key`` (its hash tag's)."""
+    return int(key_slot(key.encode()))
+
 
 #: At most this many observations are read back per op (bounds Lua's unpack).
 MAX_READ = 500
 
-_WINDOW_LUA = """
-local member, t, maxread = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+#: Ops per script call: a batch is sent as calls of at most this many ops, all in
+#: one pipelined round trip, so one call never blocks Redis for long.
+CALL_MAX_OPS = 256
+
+# One call applies a list of ops, in order. KEYS[i] is op i's first key (window:
+# the hash ``...:h``, its sorted set is ``...:z``; geo: the GEO set ``...:g``, with
+# ``...:h`` and ``...:z``): every key an op touches shares the hash tag of the
+# key declared for it. ARGV[1] is a JSON array of the ops' arguments:
+#   window: [0, member, t, pointer, lookback, keep, ttl, neighbours]
+#   geo:    [1, member, lon, lat, pointer, retain_until, t, radius, ttl]
+# (coordinates and radius as strings: they reach GEOADD/GEOSEARCH unrounded).
+# Returns, per op, the pointers it read back, or 1 for a window holding only the
+# op's own observation.
+_APPLY_LUA = """
+local ops = cjson.decode(ARGV[1])
+local maxread = tonumber(ARGV[2])
 local out = {}
-for i = 1, #KEYS / 2 do
-  local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  local b = 3 + (i - 1) * 5
-  local look, keep, ttl, k = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), ARGV[b + 4],
-                             tonumber(ARGV[b + 5])
-  if redis.call('HSETNX', h, member, ARGV[b + 1]) == 1 then
-    redis.call('ZADD', z, t, member)
-  end
-  local top = redis.call('ZREVRANGE', z, 0, 0, 'WITHSCORES')
-  local cutoff = '(' .. tostring(tonumber(top[2]) - keep)
-  local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff, 'LIMIT', 0, 1000)
-  if #old > 0 then
-    redis.call('ZREM', z, unpack(old))
-    redis.call('HDEL', h, unpack(old))
-  end
-  redis.call('PEXPIRE', h, ttl)
-  redis.call('PEXPIRE', z, ttl)
-  local ms
-  if k > 0 then
-    -- only the k neighbours on each side (by event time): a threshold run needs no more
-    local r = redis.call('ZRANK', z, member)
-    ms = r and redis.call('ZRANGE', z, math.max(0, r - k), r + k) or {}
+for i, op in ipairs(ops) do
+  local k1 = KEYS[i]
+  local base = string.sub(k1, 1, -2)
+  local member = op[2]
+  if op[1] == 0 then
+    local h, z = k1, base .. 'z'
+    local t, look, keep, ttl, k = op[3], op[5], op[6], op[7], op[8]
+    if redis.call('HSETNX', h, member, op[4]) == 1 then
+      redis.call('ZADD', z, t, member)
+    end
+    redis.call('PEXPIRE', h, ttl)
+    redis.call('PEXPIRE', z, ttl)
+    if redis.call('ZCARD', z) == 1 then
+      -- the op's own observation only (a new group, most of them): nothing to
+      -- trim, nothing else to read; 1 tells the caller so
+      out[i] = 1
+    else
+      local top = redis.call('ZREVRANGE', z, 0, 0, 'WITHSCORES')
+      local cutoff = '(' .. tostring(tonumber(top[2]) - keep)
+      local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff, 'LIMIT', 0, 1000)
+      if #old > 0 then
+        redis.call('ZREM', z, unpack(old))
+        redis.call('HDEL', h, unpack(old))
+      end
+      local ms
+      if k > 0 then
+        -- only the k neighbours on each side (by event time): a threshold run needs no more
+        local r = redis.call('ZRANK', z, member)
+        ms = r and redis.call('ZRANGE', z, math.max(0, r - k), r + k) or {}
+      else
+        ms = redis.call('ZRANGEBYSCORE', z, t - look, t + look, 'LIMIT', 0, maxread)
+      end
+      if #ms == 0 then out[i] = {} else out[i] = redis.call('HMGET', h, unpack(ms)) end
+    end
   else
-    ms = redis.call('ZRANGEBYSCORE', z, t - look, t + look, 'LIMIT', 0, maxread)
-  end
-  if #ms == 0 then out[i] = {} else out[i] = redis.call('HMGET', h, unpack(ms)) end
-end
-return out
-"""
-
-_GEO_LUA = """
-local g, h, z = KEYS[1], KEYS[2], KEYS[3]
-local lon, lat, retain, now = ARGV[2], ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6])
-if redis.call('HSETNX', h, ARGV[1], ARGV[4]) == 1 then
-  redis.call('GEOADD', g, lon, lat, ARGV[1])
-  redis.call('ZADD', z, retain, ARGV[1])
-end
-local old = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. tostring(now), 'LIMIT', 0, 1000)
-if #old > 0 then
-  redis.call('ZREM', z, unpack(old))
-  redis.call('ZREM', g, unpack(old))
-  redis.call('HDEL', h, unpack(old))
-end
-redis.call('PEXPIRE', g, ARGV[8])
-redis.call('PEXPIRE', h, ARGV[8])
-redis.call('PEXPIRE', z, ARGV[8])
-local near = redis.call('GEOSEARCH', g, 'FROMLONLAT', lon, lat, 'BYRADIUS', ARGV[7], 'm',
-                        'ASC', 'COUNT', tonumber(ARGV[9]))
-local out = {}
-for _, m in ipairs(near) do
-  if m ~= ARGV[1] then
-    local p = redis.call('HGET', h, m)
-    if p then table.insert(out, p) end
+    local g, h, z = k1, base .. 'h', base .. 'z'
+    local lon, lat, retain, now, ttl = op[3], op[4], op[6], op[7], op[9]
+    if redis.call('HSETNX', h, member, op[5]) == 1 then
+      redis.call('GEOADD', g, lon, lat, member)
+      redis.call('ZADD', z, retain, member)
+    end
+    local old = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. tostring(now), 'LIMIT', 0, 1000)
+    if #old > 0 then
+      redis.call('ZREM', z, unpack(old))
+      redis.call('ZREM', g, unpack(old))
+      redis.call('HDEL', h, unpack(old))
+    end
+    redis.call('PEXPIRE', g, ttl)
+    redis.call('PEXPIRE', h, ttl)
+    redis.call('PEXPIRE', z, ttl)
+    local near = redis.call('GEOSEARCH', g, 'FROMLONLAT', lon, lat, 'BYRADIUS', op[8], 'm',
+                            'ASC', 'COUNT', maxread)
+    local res = {}
+    for _, m in ipairs(near) do
+      if m ~= member then
+        local p = redis.call('HGET', h, m)
+        if p then table.insert(res, p) end
+      end
+    end
+    out[i] = res
   end
 end
 return out
 """
 
+# Claims, in order: KEYS[2i-1] the "fired" key, KEYS[2i] the suppression key;
+# ARGV[1] a JSON array of [t, suppress_ms, ttl]. Returns 1 (claimed) or 0 each.
 _CLAIM_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local s = tonumber(ARGV[2])
-if s > 0 then
-  local last = redis.call('GET', KEYS[2])
-  if last and math.abs(tonumber(last) - tonumber(ARGV[1])) < s then return 0 end
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+local claims = cjson.decode(ARGV[1])
+local out = {}
+for i, c in ipairs(claims) do
+  local fired, skey = KEYS[2 * i - 1], KEYS[2 * i]
+  local t, s, ttl = c[1], c[2], c[3]
+  out[i] = 1
+  if redis.call('EXISTS', fired) == 1 then
+    out[i] = 0
+  else
+    if s > 0 then
+      local last = redis.call('GET', skey)
+      if last and math.abs(tonumber(last) - t) < s then
+        out[i] = 0
+      else
+        redis.call('SET', skey, string.format('%d', t), 'PX', ttl)
+      end
+    end
+    if out[i] == 1 then redis.call('SET', fired, '1', 'PX', ttl) end
+  end
 end
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
-return 1
+return out
 """
 
 
@@ -211,117 +259,158 @@ class State(Protocol):
         """Forget claims whose alerts could not be sent (they may be raised again)."""
 
 
-def _tag_of(key: str) -> str:
-    return key[key.index("{") : key.index("}") + 1] if "{" in key else key
+def _args(op: Op) -> list[Any]:
+    """An op's arguments for the apply script (see ``_APPLY_LUA``)."""
+    o = op.obs
+    if isinstance(op, WindowOp):
+        return [0, o.member, o.t, o.to_json(), op.lookback_ms, op.keep_ms, op.ttl_ms, op.neighbours]
+    return [
+        1,
+        o.member,
+        repr(op.lon),
+        repr(op.lat),
+        o.to_json(),
+        op.retain_until,
+        o.t,
+        repr(op.radius_m),
+        op.ttl_ms,
+    ]
 
 
-def _calls(ops: list[Op]) -> list[list[Op]]:
-    """Ops grouped into script calls: consecutive window ops of the same event whose
-    keys share a hash tag go together (one Lua call, one slot on a cluster)."""
-    calls: list[list[Op]] = []
-    for op in ops:
-        prev = calls[-1][0] if calls else None
-        if (
-            isinstance(op, WindowOp)
-            and isinstance(prev, WindowOp)
-            and prev.obs.member == op.obs.member
-            and _tag_of(prev.hash_key) == _tag_of(op.hash_key)
-        ):
-            calls[-1].append(op)
-        else:
-            calls.append([op])
-    return calls
+def _first_key(op: Op) -> str:
+    return op.hash_key if isinstance(op, WindowOp) else op.geo_key
 
 
-def _decode(op: Op, raw: list[bytes]) -> list[Obs]:
-    """The observations a script read back. A window that holds only one
-    observation holds the op's own (the same event): skip decoding it."""
-    if isinstance(op, WindowOp) and len(raw) == 1:
-        return [op.obs]
-    return [Obs.from_json(r) for r in raw]
+def plan_calls(ops: list[Op], slot: Callable[[str], int] | None = None) -> list[list[int]]:
+    """The script calls for ``ops``, as lists of op indexes: at most
+    :data:`CALL_MAX_OPS` each, ops kept in order. With ``slot`` (a cluster
+    client's key → slot), a call holds the ops of one slot only."""
+    if slot is None:
+        groups = [list(range(len(ops)))]
+    else:
+        by_slot: dict[int, list[int]] = {}
+        for i, op in enumerate(ops):
+            by_slot.setdefault(slot(_first_key(op)), []).append(i)
+        groups = list(by_slot.values())
+    return [g[i : i + CALL_MAX_OPS] for g in groups for i in range(0, len(g), CALL_MAX_OPS)]
 
 
 class RedisState:
     """The state in Redis: one pipelined round trip per :meth:`apply`/:meth:`claim`.
 
-    ``naive=True`` sends one round trip per op instead (the benchmark's
-    baseline). Redis errors propagate; every op is idempotent, so the caller
-    may retry the whole batch.
+    A batch's ops go in a few script calls (:func:`plan_calls`; one per hash
+    slot on a cluster), all sent in one pipeline. ``naive=True`` sends one round
+    trip per op instead, through the same script (the benchmark's baseline).
+    Redis errors propagate; every op is idempotent, so the caller may retry the
+    whole batch.
     """
+
+    #: Decoded pointers kept (a pointer read back often is decoded once).
+    CACHE_MAX = 50_000
 
     def __init__(self, redis: aioredis.Redis, naive: bool = False) -> None:
         self.redis = redis
         self.naive = naive
         self.round_trips = 0
-        self._window = redis.register_script(_WINDOW_LUA)
-        self._geo = redis.register_script(_GEO_LUA)
+        self._apply = redis.register_script(_APPLY_LUA)
         self._claim = redis.register_script(_CLAIM_LUA)
-
-    async def _queue(self, ops: list[Op], client: Any) -> Any:
-        """One script call: a geo op, or window ops of one event under one hash tag."""
-        op = ops[0]
-        if isinstance(op, WindowOp):
-            keys: list[str] = []
-            args: list[Any] = [op.obs.member, op.obs.t, MAX_READ]
-            for w in ops:
-                assert isinstance(w, WindowOp)
-                keys += [w.hash_key, w.zset_key]
-                args += [w.obs.to_json(), w.lookback_ms, w.keep_ms, w.ttl_ms, w.neighbours]
-            return await self._window(keys=keys, args=args, client=client)
-        assert isinstance(op, GeoOp)
-        return await self._geo(
-            keys=[op.geo_key, op.hash_key, op.zset_key],
-            args=[
-                op.obs.member,
-                op.lon,
-                op.lat,
-                op.obs.to_json(),
-                op.retain_until,
-                op.obs.t,
-                op.radius_m,
-                op.ttl_ms,
-                MAX_READ,
-            ],
-            client=client,
+        self._slot: Callable[[str], int] | None = (
+            key_slot_of if isinstance(redis, aioredis.RedisCluster) else None
         )
+        self._obs: dict[bytes, Obs] = {}
+
+    async def _run(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run ``script`` once per (keys, args) in one round trip (reloading it once if
+        the server lost it)."""
+        self.round_trips += 1
+        for attempt in (1, 2):
+            try:
+                if len(calls) == 1:
+                    keys, args = calls[0]
+                    return [await self.redis.evalsha(script.sha, len(keys), *keys, *args)]
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for keys, args in calls:
+                        pipe.evalsha(script.sha, len(keys), *keys, *args)
+                    return list(await pipe.execute())
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                script.sha = await self.redis.script_load(script.script)
+                self.round_trips += 1
+        raise AssertionError("unreachable")
+
+    def _decode(self, op: Op, raw: int | list[bytes | None]) -> list[Obs]:
+        """The observations a script read back. A window that holds only one
+        observation (the script says 1) holds the op's own: skip decoding it."""
+        if isinstance(raw, int) or (isinstance(op, WindowOp) and len(raw) == 1):
+            return [op.obs]
+        cache = self._obs
+        out = []
+        for r in raw:
+            if r is None:
+                continue
+            o = cache.get(r)
+            if o is None:
+                if len(cache) >= self.CACHE_MAX:
+                    cache.clear()
+                o = cache[r] = Obs.from_json(r)
+            out.append(o)
+        return out
 
     async def apply(self, ops: list[Op]) -> list[list[Obs]]:
         if not ops:
             return []
-        calls = [[op] for op in ops] if self.naive else _calls(ops)
-        results: list[Any] = []
         if self.naive:  # the benchmark's baseline: one round trip per rule, group and event
-            for call in calls:
-                self.round_trips += 1
-                results.append(await self._queue(call, self.redis))
+            results = [
+                (
+                    await self._run(
+                        self._apply, [([_first_key(op)], [_dumps([_args(op)]), MAX_READ])]
+                    )
+                )[0][0]
+                for op in ops
+            ]
         else:
-            self.round_trips += 1
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for call in calls:
-                    await self._queue(call, pipe)
-                results = await pipe.execute()
-        flat: list[list[bytes]] = []
-        for call, res in zip(calls, results, strict=True):
-            flat += res if isinstance(call[0], WindowOp) else [res]
-        return [_decode(op, res) for op, res in zip(ops, flat, strict=True)]
+            plan = plan_calls(ops, self._slot)
+            calls = [
+                (
+                    [_first_key(ops[i]) for i in idx],
+                    [_dumps([_args(ops[i]) for i in idx]), MAX_READ],
+                )
+                for idx in plan
+            ]
+            results = [None] * len(ops)
+            for idx, res in zip(plan, await self._run(self._apply, calls), strict=True):
+                for i, r in zip(idx, res, strict=True):
+                    results[i] = r
+        return [self._decode(op, res) for op, res in zip(ops, results, strict=True)]
 
     async def claim(self, claims: list[Claim]) -> list[bool]:
         if not claims:
             return []
-        self.round_trips += 1
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for c in claims:
-                await self._claim(
-                    keys=[c.fired_key, c.suppress_key],
-                    args=[c.t, c.suppress_ms, c.ttl_ms],
-                    client=pipe,
-                )
-            results = await pipe.execute()
-        return [bool(r) for r in results]
+        keys = [k for c in claims for k in (c.fired_key, c.suppress_key)]
+        if self._slot is None:
+            plan = [list(range(len(claims)))]
+        else:
+            by_slot: dict[int, list[int]] = {}
+            for i, c in enumerate(claims):
+                by_slot.setdefault(self._slot(c.fired_key), []).append(i)
+            plan = list(by_slot.values())
+        calls = [
+            (
+                [k for i in idx for k in keys[2 * i : 2 * i + 2]],
+                [_dumps([[claims[i].t, claims[i].suppress_ms, claims[i].ttl_ms] for i in idx])],
+            )
+            for idx in plan
+        ]
+        fired = [False] * len(claims)
+        for idx, res in zip(plan, await self._run(self._claim, calls), strict=True):
+            for i, r in zip(idx, res, strict=True):
+                fired[i] = bool(r)
+        return fired
 
     async def release(self, claims: list[Claim]) -> None:
-        if claims:
-            await self.redis.delete(*[c.fired_key for c in claims])
+        for c in claims:  # one key at a time: the keys may be on different slots
+            await self.redis.delete(c.fired_key)
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
