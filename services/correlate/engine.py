@@ -18,10 +18,12 @@ the caller retries the whole batch). The clock is injected.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache, partial
 from typing import Any
 
 from services.correlate import kinds
@@ -36,7 +38,7 @@ from services.correlate.rules.model import (
     window_label,
 )
 from services.correlate.state import Claim, GeoOp, Obs, Op, State, WindowOp
-from shared.models import Alert, Annotations, Evidence, Handling, NormalizedEvent
+from shared.models import AXIS_OF_TYPE, Alert, Annotations, Evidence, Handling, NormalizedEvent
 from shared.redis import Keys
 
 
@@ -44,17 +46,67 @@ def event_ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
+@lru_cache(maxsize=8192)
 def _tag(*parts: str) -> str:
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+_dumps = partial(json.dumps, separators=(",", ":"))
+#: JSON of the few strings a pointer's own fields take (agencies, step lists, roles).
+_json_str = lru_cache(maxsize=1024)(_dumps)
+
+
+@dataclass(slots=True)
 class _Planned:
     event: NormalizedEvent
     rule: Any
     group: str
     tag: str
     op: Op
+
+
+#: How a rule's ops are planned: a window op per group, or one geo op.
+_WINDOW, _PROXIMITY, _OVERLAP = 0, 1, 2
+#: ``group_by`` entries: every entity token, the tokens of one kind, a location field.
+_ANY_ENTITY, _ENTITY, _PLACE = 0, 1, 2
+
+
+@dataclass(slots=True)
+class _Compiled:
+    """What planning needs of one rule, computed once per rule set."""
+
+    rule: Any
+    how: int
+    keep: int
+    #: (how, key, kind or field) per ``group_by`` entry
+    group_by: tuple[tuple[int, str, str], ...] = ()
+    neighbours: int = 0
+    geo: tuple[str, str, str, str] | None = None  # tag, GEO, hash, sorted-set keys
+
+
+def _filter_types(f: Any) -> set[str] | None:
+    """The event types a filter can match (None: any)."""
+    return {t.value for t in f.types} if f.types else None
+
+
+def _possible_types(rule: Any) -> set[str] | None:
+    """The event types ``rule.wants`` can accept (None: any); a superset is fine."""
+    allowed = _filter_types(rule.filter)
+    inner: list[set[str] | None]
+    if isinstance(rule, SequenceRule):
+        inner = [_filter_types(s) for s in rule.steps]
+        if rule.until is not None:
+            inner.append(_filter_types(rule.until))
+    elif isinstance(rule, ProximityRule):
+        inner = [_filter_types(rule.trigger), _filter_types(rule.reference)]
+    else:
+        return allowed
+    union: set[str] | None = set()
+    for x in inner:
+        union = None if x is None or union is None else union | x
+    if allowed is None:
+        return union
+    return allowed if union is None else allowed & union
 
 
 @dataclass
@@ -96,106 +148,157 @@ class Engine:
         lateness_ms: int,
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
-        self.rules = rules
         self.state = state
         self.keys = keys
         self.lateness_ms = lateness_ms
         self.clock = clock
         #: Highest event time seen (ms): events behind it by more than the lateness are late.
         self.watermark = 0
+        self.rules = rules
 
-    # -- planning -------------------------------------------------------------------------
-    def _groups(self, rule: Any, event: NormalizedEvent) -> list[str]:
-        out: list[str] = []
+    @property
+    def rules(self) -> RuleSet:
+        """The active rule set; assigning one (a reload) re-indexes it."""
+        return self._rules
+
+    @rules.setter
+    def rules(self, rules: RuleSet) -> None:
+        compiled = [self._compile(r) for r in rules.rules]
+        possible = [_possible_types(c.rule) for c in compiled]
+        # per event type, the rules whose filters can accept it, in rule order
+        by_type = {
+            etype: [
+                c
+                for c, types in zip(compiled, possible, strict=True)
+                if types is None or etype in types
+            ]
+            for etype in AXIS_OF_TYPE
+        }
+        self._rules, self._by_type = rules, by_type
+
+    def _compile(self, rule: Any) -> _Compiled:
+        keep = rule.window + self.lateness_ms
+        if isinstance(rule, ProximityRule | OverlapRule):
+            tag = _tag(rule.id)
+            how = _PROXIMITY if isinstance(rule, ProximityRule) else _OVERLAP
+            g, h, z = (self.keys.tagged(tag, x) for x in ("g", "h", "z"))
+            return _Compiled(rule, how, keep, geo=(tag, g, h, z))
+        group_by = []
         for key in rule.group_by:
             if key == "entity:*":
-                out += [f"entity={e.token}" for e in event.entities]
+                group_by.append((_ANY_ENTITY, key, ""))
             elif key.startswith("entity:"):
-                kind = key.split(":", 1)[1]
-                out += [f"{key}={e.token}" for e in event.entities if e.kind.value == kind]
+                group_by.append((_ENTITY, key, key.split(":", 1)[1]))
             else:
-                value = getattr(event.location, key, None)
-                if value:
-                    out.append(f"{key}={value}")
-        return list(dict.fromkeys(out))
+                group_by.append((_PLACE, key, key))
+        neighbours = rule.count - 1 if isinstance(rule, ThresholdRule) else 0
+        return _Compiled(rule, _WINDOW, keep, tuple(group_by), neighbours)
 
-    def _obs(self, event: NormalizedEvent, **extra: Any) -> Obs:
-        return Obs(
-            agency=event.agency,
-            event_id=event.event_id,
-            t=event_ms(event.occurred_at),
-            type=event.type.value,
-            case_ref=event.case_ref,
-            contact=event.contact,
-            handling=event.handling.value,
-            department=event.location.department,
-            **extra,
-        )
-
+    # -- planning -------------------------------------------------------------------------
     def plan(self, event: NormalizedEvent) -> list[_Planned]:
-        """The state ops one event needs, one per (rule, group)."""
+        """The state ops one event needs, one per (rule, group).
+
+        Only the rules whose filters can accept the event's type are visited;
+        the event's pointer is encoded once, each op adding its own fields.
+        """
+        etype = event.type.value
+        candidates = self._by_type.get(etype)
+        if not candidates:
+            return []
         out: list[_Planned] = []
-        etype, agency, details = event.type.value, event.agency, event.details
+        agency, details, loc = event.agency, event.details, event.location
         t = event_ms(event.occurred_at)
-        for rule in self.rules.rules:
-            if not rule.wants(etype, agency, details):
-                continue
-            keep = rule.window + self.lateness_ms
-            if isinstance(rule, ProximityRule | OverlapRule):
-                loc = event.location
+        handling = event.handling.value
+        base = (agency, event.event_id, t, etype, event.case_ref, event.contact, handling)
+        head = {"a": agency, "e": event.event_id, "t": t, "y": etype}
+        for k, v in (("c", event.case_ref), ("p", event.contact)):
+            if v is not None:
+                head[k] = v
+        head["h"] = handling
+        if loc.department is not None:
+            head["d"] = loc.department
+        prefix = _dumps(head)[:-1]  # the pointer JSON, open for the op's own fields
+        entities = [(e.kind.value, e.token) for e in event.entities]
+        kp = self.keys.prefix
+        for c in candidates:
+            rule = c.rule
+            if c.how != _WINDOW:
+                if c.how == _PROXIMITY:
+                    role = rule.role(etype, agency, details)
+                    if role is None:
+                        continue
+                elif not rule.filter.matches(etype, agency, details):
+                    continue
                 if loc.lat is None or loc.lon is None:
                     continue
-                tag = _tag(rule.id)
-                if isinstance(rule, ProximityRule):
-                    obs = self._obs(event, role=rule.role(etype, agency, details))
-                    retain, ttl = t + keep, keep
+                assert c.geo is not None
+                tag, gkey, hkey, zkey = c.geo
+                if c.how == _PROXIMITY:
+                    obs = Obs(*base, loc.department, None, role)
+                    pointer = f'{prefix},"r":{_json_str(role)}}}'
+                    retain, ttl = t + c.keep, c.keep
                 else:
                     start, end = _interval(event)
-                    obs = self._obs(event, start=start, end=end)
-                    retain, ttl = end + keep, keep + max(0, end - t)
+                    obs = Obs(*base, loc.department, None, None, start, end)
+                    pointer = f'{prefix},"s":{start},"f":{end}}}'
+                    retain, ttl = end + c.keep, c.keep + max(0, end - t)
                 op: Op = GeoOp(
-                    self.keys.tagged(tag, "g"),
-                    self.keys.tagged(tag, "h"),
-                    self.keys.tagged(tag, "z"),
-                    obs,
-                    loc.lon,
-                    loc.lat,
-                    retain,
-                    rule.radius_m,
-                    ttl,
+                    gkey, hkey, zkey, obs, loc.lon, loc.lat, retain, rule.radius_m, ttl, pointer
                 )
                 out.append(_Planned(event, rule, rule.id, tag, op))
                 continue
+            if not rule.filter.matches(etype, agency, details):
+                continue
+            value: str | None
             if isinstance(rule, DistinctRule):
+                field = rule.field
                 value = (
                     agency
-                    if rule.field == "agency"
-                    else (etype if rule.field == "type" else getattr(event.location, rule.field))
+                    if field == "agency"
+                    else etype
+                    if field == "type"
+                    else getattr(loc, field)
                 )
-                obs = self._obs(event, value=value)
             elif isinstance(rule, SequenceRule):
                 steps = rule.step_of(etype, agency, details)
-                obs = self._obs(event, value=",".join(map(str, steps)) if steps else "u")
+                if not steps and not rule.is_until(etype, agency, details):
+                    continue
+                value = ",".join(map(str, steps)) if steps else "u"
             else:
-                obs = self._obs(event)
-            neighbours = rule.count - 1 if isinstance(rule, ThresholdRule) else 0
-            for group in self._groups(rule, event):
-                # one hash tag per group value (entity token, département...): the
-                # windows of every rule on it are updated by one script call
-                tag = _tag(group.split("=", 1)[1] if group.startswith("entity") else group)
-                gid = _tag(rule.id, group)[:8]  # the rule and the group key's kind
+                value = None
+            obs = Obs(*base, loc.department, value)
+            pointer = prefix + "}" if value is None else f'{prefix},"v":{_json_str(value)}}}'
+            # (group, the value whose digest is the hash tag)
+            groups: list[tuple[str, str]] = []
+            for how, key, arg in c.group_by:
+                if how == _ANY_ENTITY:
+                    groups += [(f"entity={tok}", tok) for _, tok in entities]
+                elif how == _ENTITY:
+                    groups += [(f"{key}={tok}", tok) for kind, tok in entities if kind == arg]
+                else:
+                    place = getattr(loc, arg, None)
+                    if place:
+                        groups.append((f"{key}={place}", f"{key}={place}"))
+            if len(groups) > 1:
+                groups = list(dict.fromkeys(groups))
+            for group, tagged in groups:
+                # one hash tag per group value (entity token, département...): every
+                # rule's window on it lives in one slot
+                tag = _tag(tagged)
+                gid = _tag(rule.id, group)[:8]
+                head_key = f"{kp}:{{{tag}}}:{gid}:"
                 op = WindowOp(
-                    self.keys.tagged(tag, gid, "h"),
-                    self.keys.tagged(tag, gid, "z"),
+                    head_key + "h",
+                    head_key + "z",
                     obs,
                     rule.window,
-                    keep,
-                    keep,
-                    neighbours,
+                    c.keep,
+                    c.keep,
+                    c.neighbours,
+                    pointer,
                 )
                 out.append(_Planned(event, rule, group, tag, op))
-        # the same event's ops on one group next to each other (fewer script calls)
-        return sorted(out, key=lambda p: p.tag)
+        return out
 
     # -- deciding -------------------------------------------------------------------------
     def _matches(self, p: _Planned, seen: list[Obs]) -> list[kinds.Match]:

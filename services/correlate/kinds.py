@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from services.correlate.rules.model import (
     DistinctRule,
@@ -71,10 +72,15 @@ def distinct(rule: DistinctRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:
     return [Match(f"{','.join(values)}|{earliest.t // rule.window}", evidence)]
 
 
-def _steps(o: Obs) -> set[int]:
-    if not o.value or o.value == "u":
-        return set()
-    return {int(s) for s in o.value.split(",")}
+@lru_cache(maxsize=256)
+def _parse_steps(value: str | None) -> frozenset[int]:
+    if not value or value == "u":
+        return frozenset()
+    return frozenset(int(s) for s in value.split(","))
+
+
+def _steps(o: Obs) -> frozenset[int]:
+    return _parse_steps(o.value)
 
 
 def sequence(rule: SequenceRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:

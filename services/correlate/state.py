@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -170,10 +170,11 @@ class Obs:
     role: str | None = None
     start: int | None = None
     end: int | None = None
+    #: ``agency|event_id``: the observation's name in its window (set at creation).
+    member: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def member(self) -> str:
-        return f"{self.agency}|{self.event_id}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "member", f"{self.agency}|{self.event_id}")
 
     def to_json(self) -> str:
         d = {
@@ -221,6 +222,8 @@ class WindowOp:
     ttl_ms: int
     #: When > 0, read back only this many neighbours on each side (by event time).
     neighbours: int = 0
+    #: ``obs`` as stored (JSON); empty: ``obs.to_json()``.
+    pointer: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +237,8 @@ class GeoOp:
     retain_until: int
     radius_m: float
     ttl_ms: int
+    #: ``obs`` as stored (JSON); empty: ``obs.to_json()``.
+    pointer: str = ""
 
 
 Op = WindowOp | GeoOp
@@ -262,14 +267,15 @@ class State(Protocol):
 def _args(op: Op) -> list[Any]:
     """An op's arguments for the apply script (see ``_APPLY_LUA``)."""
     o = op.obs
+    pointer = op.pointer or o.to_json()
     if isinstance(op, WindowOp):
-        return [0, o.member, o.t, o.to_json(), op.lookback_ms, op.keep_ms, op.ttl_ms, op.neighbours]
+        return [0, o.member, o.t, pointer, op.lookback_ms, op.keep_ms, op.ttl_ms, op.neighbours]
     return [
         1,
         o.member,
         repr(op.lon),
         repr(op.lat),
-        o.to_json(),
+        pointer,
         op.retain_until,
         o.t,
         repr(op.radius_m),

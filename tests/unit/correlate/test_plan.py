@@ -1,0 +1,105 @@
+"""Planning: the per-type rule index and the pre-encoded pointers change nothing.
+
+On the benchmark's stream (every event type, entities, sites, coordinates,
+planned-operation intervals), :meth:`Engine.plan` gives exactly the ops of a
+plain plan that asks every rule ``wants()``, and each op's stored pointer is
+``obs.to_json()`` byte for byte.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from services.correlate.engine import Engine, _possible_types
+from services.correlate.rules import DEFAULT_DIR
+from services.correlate.rules.loader import load_dir
+from services.correlate.rules.model import OverlapRule, ProximityRule
+from services.correlate.state import GeoOp, MemoryState, WindowOp
+from shared.models import AXIS_OF_TYPE, NormalizedEvent
+from shared.redis import Keys
+from vigie.bench.correlate import make_events
+
+EVENTS = [NormalizedEvent.model_validate_json(v) for v in make_events(3000, seed=11)]
+
+
+def _engine(rules: Any = None) -> Engine:
+    return Engine(rules or load_dir(DEFAULT_DIR), MemoryState(), Keys("u"), 7 * 86_400_000)
+
+
+def _reference_groups(rule: Any, event: NormalizedEvent) -> list[str]:
+    out: list[str] = []
+    for key in rule.group_by:
+        if key == "entity:*":
+            out += [f"entity={e.token}" for e in event.entities]
+        elif key.startswith("entity:"):
+            kind = key.split(":", 1)[1]
+            out += [f"{key}={e.token}" for e in event.entities if e.kind.value == kind]
+        else:
+            value = getattr(event.location, key, None)
+            if value:
+                out.append(f"{key}={value}")
+    return list(dict.fromkeys(out))
+
+
+def _reference(event: NormalizedEvent, rules: Any) -> set[tuple[str, str]]:
+    """(rule, group) of every op, visiting every rule."""
+    out = set()
+    etype, agency, details = event.type.value, event.agency, event.details
+    for rule in rules.rules:
+        if not rule.wants(etype, agency, details):
+            continue
+        if isinstance(rule, ProximityRule | OverlapRule):
+            if event.location.lat is not None and event.location.lon is not None:
+                out.add((rule.id, rule.id))
+            continue
+        out |= {(rule.id, g) for g in _reference_groups(rule, event)}
+    return out
+
+
+def test_plan_visits_the_rules_every_event_needs_and_only_those() -> None:
+    e = _engine()
+    kinds_seen = set()
+    for event in EVENTS:
+        planned = e.plan(event)
+        assert {(p.rule.id, p.group) for p in planned} == _reference(event, e.rules)
+        assert len(planned) == len({(p.rule.id, p.group) for p in planned})
+        for p in planned:
+            kinds_seen.add(p.rule.kind)
+            assert p.op.pointer == p.op.obs.to_json()
+            assert isinstance(p.op, GeoOp if p.rule.kind in ("proximity", "overlap") else WindowOp)
+    assert kinds_seen == {"threshold", "distinct", "sequence", "proximity", "overlap"}
+
+
+def test_the_type_index_follows_filters_steps_until_and_roles(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        """
+rules:
+  - {id: any_type, title: t, kind: threshold, severity: info, group_by: [department],
+     count: 2, window: 1d}
+  - {id: seq_until, title: t, kind: sequence, severity: info, group_by: ["entity:*"],
+     steps: [{types: [seizure]}, {types: [arrest]}], until: {types: [intel_share]}, window: 1d}
+  - {id: seq_open_step, title: t, kind: sequence, severity: info, group_by: ["entity:*"],
+     steps: [{types: [seizure]}, {agencies: [douane]}], window: 1d}
+  - {id: prox, title: t, kind: proximity, severity: info, reference: {types: [deal_point]},
+     trigger: {types: [shooting]}, filter: {types: [shooting, homicide]},
+     radius_m: 100, window: 1d}
+"""
+    )
+    rules = load_dir(tmp_path)
+    types = {r.id: _possible_types(r) for r in rules.rules}
+    assert types["any_type"] is None
+    assert types["seq_until"] == {"seizure", "arrest", "intel_share"}
+    assert types["seq_open_step"] is None  # a step without types takes any type
+    assert types["prox"] == {"shooting"}  # the filter, within trigger or reference
+    e = _engine(rules)
+    assert [c.rule.id for c in e._by_type["intel_share"]] == [
+        "any_type",
+        "seq_until",
+        "seq_open_step",
+    ]
+    assert [c.rule.id for c in e._by_type["deal_point"]] == ["any_type", "seq_open_step"]
+    assert set(e._by_type) == set(AXIS_OF_TYPE)
+    # a reload re-indexes
+    e.rules = load_dir(DEFAULT_DIR)
+    assert all(c.rule.id != "seq_until" for cs in e._by_type.values() for c in cs)
