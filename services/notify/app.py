@@ -108,6 +108,14 @@ def build(
     async def dlq(record: dict[str, Any]) -> None:
         await dlq_out.send(value=json.dumps(record, default=str).encode())
 
+    async def audit_many(records: list[dict[str, Any]]) -> None:
+        # Straight to the producer: Faust's per-message send machinery (channel,
+        # message object, sensors) costs more than the record itself here.
+        at = int(time.time() * 1000)
+        for record in records:
+            value = json.dumps({"at_ms": at, **record}, default=str).encode()
+            await app.producer.send(topics.notifications, None, value, None, None, None)
+
     dispatcher = Dispatcher(
         redis,
         Keys(settings.redis_prefix),
@@ -118,6 +126,7 @@ def build(
         metrics,
         audit,
         dlq,
+        audit_many=audit_many,
     )
     api.register(app, dispatcher, secrets.token_index())
 
@@ -163,7 +172,7 @@ def build(
 
         try:
             await retry(
-                lambda: dispatcher.ingest_many(alerts),
+                lambda: dispatcher.ingest_and_flush(alerts),
                 8,
                 base_delay=0.25,
                 max_delay=8.0,

@@ -32,18 +32,19 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from redis.exceptions import NoScriptError
 
 from services.notify.cells import Cell, Cells, EmailChannel, MatrixChannel, Secrets, WebhookChannel
 from services.notify.channels import email as email_channel
 from services.notify.channels import webhook
 from services.notify.channels.base import DeliveryError, Notification
+from services.notify.channels.http import HttpPool
 from services.notify.channels.matrix import MatrixSender
 from services.notify.group import Member, content_state, finished, group_id, to_notify
 from services.notify.inhibit import inhibited
@@ -67,6 +68,7 @@ def _hash(raw: Any) -> dict[str, str]:
 
 Clock = Callable[[], float]
 Sink = Callable[[dict[str, Any]], Awaitable[None]]
+BatchSink = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 # Incident bookkeeping for one alert: a firing alert with no open incident opens
 # a new one (seq+1); a resolved one closes it. Returns the incident number.
@@ -91,7 +93,7 @@ return seq
 """
 
 # Add or update an alert in a group; bump the version when its content changes.
-# Returns 1 when the group is new.
+# Returns {1 when the group is new else 0, the group's version}.
 _GROUP_ADD = """
 local new = redis.call('EXISTS', KEYS[2]) == 0
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -103,8 +105,9 @@ redis.call('HSETNX', KEYS[2], 'route', ARGV[3])
 redis.call('HSETNX', KEYS[2], 'labels', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
-if new then return 1 end
-return 0
+local ver = redis.call('HGET', KEYS[2], 'ver') or '0'
+if new then return {1, ver} end
+return {0, ver}
 """
 
 # Lease due members of a schedule: score <= now → score = now + lease.
@@ -193,6 +196,15 @@ class _Job:
 
 
 @dataclass
+class _Group:
+    """A leased group, read from Redis (or just recorded)."""
+
+    gid: str
+    meta: dict[str, str]
+    alerts: list[tuple[Alert, int]]
+
+
+@dataclass
 class _Cache:
     at: float = -1.0
     value: Any = None
@@ -210,12 +222,16 @@ class Dispatcher:
     audit: Sink
     dlq: Sink
     clock: Clock = time.time
-    _http: aiohttp.ClientSession | None = None
+    #: Writes many audit records at once (else :attr:`audit` is called for each).
+    audit_many: BatchSink | None = None
+    _http: HttpPool | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _sems: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _firing_cache: _Cache = field(default_factory=_Cache)
     _silence_cache: dict[str, _Cache] = field(default_factory=dict)
     _matrix: MatrixSender | None = None
+    _children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict)
+    _inflight: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.silences = SilenceStore(self.redis, self.keys)
@@ -226,6 +242,14 @@ class Dispatcher:
         self._group_delete = self.redis.register_script(_GROUP_DELETE)
         self._nflog_claim = self.redis.register_script(_NFLOG_CLAIM)
         self._unschedule = self.redis.register_script(_UNSCHEDULE)
+        self._scripts = [
+            self._incident,
+            self._group_add,
+            self._claim_due,
+            self._group_delete,
+            self._nflog_claim,
+            self._unschedule,
+        ]
         if self.config.matrix_homeserver and self.secrets.matrix_access_token:
             self._matrix = MatrixSender(
                 self.config.matrix_homeserver, self.secrets.matrix_access_token
@@ -254,6 +278,11 @@ class Dispatcher:
         return self.keys.tagged("active", "firing")
 
     async def close(self) -> None:
+        """Let the flushes in flight end (within the delivery timeout), then close clients."""
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=self.config.timeout_s)
+            for task in pending:
+                task.cancel()  # their leases bring the groups back
         if self._http is not None:
             await self._http.close()
         if self._matrix is not None:
@@ -268,58 +297,153 @@ class Dispatcher:
         """Record alerts in the groups their routes reach; return how many group updates.
 
         Idempotent (a redelivered alert changes nothing); three Redis round trips
-        per batch. Raises ``redis.RedisError`` when Redis fails: the caller
-        retries the batch, and nothing half-applied is wrong when retried.
+        per batch, about two commands per alert and route. Raises
+        ``redis.RedisError`` when Redis fails: the caller retries the batch, and
+        nothing half-applied is wrong when retried. Due groups are left to
+        :meth:`run` (or :meth:`flush_due`).
         """
+        count, _ = await self._record(alerts, take=False)
+        return count
+
+    async def ingest_and_flush(self, alerts: list[Alert]) -> int:
+        """:meth:`ingest_many`, then flush at once, in the background, the groups
+        these alerts created that have no ``group_wait``.
+
+        Such a group is leased to this replica as it is recorded (the same lease
+        :meth:`flush_due` takes), and flushed from the alerts in memory: no
+        timer tick, no read back. A crash before the flush ends frees the lease:
+        :meth:`run` flushes the group then. When :attr:`DeliveryConfig.batches`
+        flushes are already in flight, the groups are scheduled as usual.
+        """
+        count, ready = await self._record(alerts, take=len(self._inflight) < self.config.batches)
+        if ready:
+            until = ready[0][1]
+            self._spawn(self._flush_groups_safe([g for g, _ in ready], until))
+        return count
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(lambda _t: self.wake.set())
+
+    async def drain(self) -> None:
+        """Wait for the flushes in flight (tests, shutdown)."""
+        while self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _record(
+        self, alerts: list[Alert], take: bool
+    ) -> tuple[int, list[tuple[_Group, float]]]:
+        """Record; with ``take``, lease and return the new groups due now (all firing)."""
         if not alerts:
-            return 0
+            return 0, []
         now = self.clock()
         ttl = self.config.nflog_ttl_s
-        async with self.redis.pipeline(transaction=False) as p:
-            for alert in alerts:
-                await self._incident(
-                    keys=[self._ak(alert.alert_id, "incident"), self._ak(alert.alert_id, "alert")],
-                    args=[alert.status, alert.model_dump_json(), now, ttl],
-                    client=p,
+        docs = [a.model_dump_json() for a in alerts]
+        last: dict[str, Alert] = {a.alert_id: a for a in alerts}  # the last status wins
+        firing: dict[Any, Any] = {
+            aid: json.dumps(a.labels, sort_keys=True)
+            for aid, a in last.items()
+            if a.status == "firing"
+        }
+        resolved = [aid for aid, a in last.items() if a.status != "firing"]
+
+        def incidents(p: Any) -> None:
+            for alert, doc in zip(alerts, docs, strict=True):
+                self._eval(
+                    p,
+                    self._incident,
+                    [self._ak(alert.alert_id, "incident"), self._ak(alert.alert_id, "alert")],
+                    [alert.status, doc, now, ttl],
                 )
-            seqs = [int(x) for x in await p.execute()]
-        groups: list[tuple[Route, str]] = []
-        positions: list[int] = []  # where each group_add answer is in the pipeline
-        queued = 0
-        async with self.redis.pipeline(transaction=False) as p:
-            for alert, seq in zip(alerts, seqs, strict=True):
-                queued += 1
-                if alert.status == "firing":
-                    p.hset(self._firing, alert.alert_id, json.dumps(alert.labels, sort_keys=True))
-                else:
-                    p.hdel(self._firing, alert.alert_id)
-                member = json.dumps(
-                    {"alert": alert.model_dump(mode="json"), "incident": seq},
-                    separators=(",", ":"),
-                    sort_keys=True,
-                )
+            if firing:
+                p.hset(self._firing, mapping=firing)
+            if resolved:
+                p.hdel(self._firing, *resolved)
+
+        seqs = [int(x) for x in (await self._pipe(incidents))[: len(alerts)]]
+        groups: list[tuple[Route, str, str, Alert, int]] = []
+
+        def group_adds(p: Any) -> None:
+            groups.clear()
+            for alert, doc, seq in zip(alerts, docs, seqs, strict=True):
+                # the alert's JSON as pydantic wrote it: deterministic for a redelivery
+                member = f'{{"alert":{doc},"incident":{seq}}}'
                 for route in self.routing.route.match(alert.labels):
                     gid, glabels = group_id(route, alert.labels)
-                    groups.append((route, gid))
-                    positions.append(queued)
-                    queued += 1
-                    await self._group_add(
-                        keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")],
-                        args=[alert.alert_id, member, route.id, json.dumps(glabels), ttl],
-                        client=p,
+                    labels = json.dumps(glabels)
+                    groups.append((route, gid, labels, alert, seq))
+                    self._eval(
+                        p,
+                        self._group_add,
+                        [self._gk(gid, "alerts"), self._gk(gid, "meta")],
+                        [alert.alert_id, member, route.id, labels, ttl],
                     )
-            answers = await p.execute()
-        results = [answers[i] for i in positions]
-        due_now = False
-        async with self.redis.pipeline(transaction=False) as p:
-            for (route, gid), new in zip(groups, results, strict=True):
-                # A new group waits group_wait; an existing one keeps its next tick.
-                p.zadd(self._sched, {gid: now + route.group_wait}, nx=not int(new))
-                due_now = due_now or (bool(int(new)) and route.group_wait == 0)
-            await p.execute()
-        if due_now:
+
+        results = await self._pipe(group_adds)
+        # A new group waits group_wait; an existing one keeps its next tick.
+        fresh: dict[str, float] = {}
+        known: dict[str, float] = {}
+        ready: dict[str, _Group] = {}
+        until = now + self.config.lease_s
+        for (route, gid, labels, alert, seq), res in zip(groups, results, strict=True):
+            new, ver = int(res[0]), _s(res[1])
+            if new:
+                fresh[gid] = now + route.group_wait
+                known.pop(gid, None)
+                if take and route.group_wait <= 0:
+                    ready[gid] = _Group(gid, {"route": route.id, "labels": labels}, [])
+            elif gid not in fresh:
+                known[gid] = now + route.group_wait
+            g = ready.get(gid)
+            if g is not None:  # every alert of this batch in the new group
+                g.meta["ver"] = ver
+                g.alerts = [x for x in g.alerts if x[0].alert_id != alert.alert_id]
+                g.alerts.append((alert, seq))
+        # a new group holding a resolved alert goes the usual way (it may be finished)
+        for gid, g in list(ready.items()):
+            if all(a.status == "firing" for a, _ in g.alerts):
+                fresh[gid] = until
+                g.alerts.sort(key=lambda x: x[0].alert_id)
+            else:
+                del ready[gid]
+        if fresh or known:
+            async with self.redis.pipeline(transaction=False) as p:
+                if fresh:
+                    p.zadd(self._sched, fresh)
+                if known:
+                    p.zadd(self._sched, known, nx=True)
+                await p.execute()
+        if any(t <= now for t in fresh.values()):
             self.wake.set()
-        return len(groups)
+        return len(groups), [(g, until) for g in ready.values()]
+
+    def _eval(self, p: Any, script: Any, keys: list[str], args: list[Any]) -> None:
+        """Queue a script by its SHA (see :meth:`_pipe`)."""
+        p.evalsha(script.sha, len(keys), *keys, *args)
+
+    async def _pipe(self, fill: Callable[[Any], None]) -> list[Any]:
+        """Run a pipeline filled by ``fill`` in one round trip.
+
+        Scripts go by SHA without redis-py's ``SCRIPT EXISTS`` round trip per
+        pipeline; when Redis lost them (restarted without persistence, ``SCRIPT
+        FLUSH``) they are loaded and the pipeline runs again: every pipeline
+        given here is safe to run twice.
+        """
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as p:
+                fill(p)
+                if not len(p):
+                    return []
+                try:
+                    return list(await p.execute())
+                except NoScriptError:
+                    if attempt:
+                        raise
+            for script in self._scripts:
+                await self.redis.script_load(script.script)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # flush --------------------------------------------------------------
     async def flush_due(self, limit: int = 512) -> int:
@@ -341,6 +465,12 @@ class Dispatcher:
             await self._flush_batch(gids, lease)
         except Exception:  # the leases bring these groups back
             log.exception("flush failed", extra={"groups": len(gids)})
+
+    async def _flush_groups_safe(self, groups: list[_Group], lease: float) -> None:
+        try:
+            await self._flush_groups(groups, lease)
+        except Exception:  # the leases bring these groups back
+            log.exception("flush failed", extra={"groups": len(groups)})
 
     async def _firing_labels(self) -> dict[str, dict[str, str]]:
         if not self.routing.inhibit_rules:
@@ -364,99 +494,121 @@ class Dispatcher:
     def invalidate_silences(self, cell: str) -> None:
         self._silence_cache.pop(cell, None)
 
+    def _counter(self, metric: Any, *labels: str) -> Any:
+        """A labelled child of ``metric``, looked up once (``.labels()`` is not free)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def _members(
         self,
-        alerts_raw: dict[Any, Any],
+        alerts: list[tuple[Alert, int]],
         silences: list[Silence],
         firing: dict[str, dict[str, str]],
         now: float,
-    ) -> tuple[dict[str, tuple[Alert, int]], list[Member]]:
-        alerts: dict[str, tuple[Alert, int]] = {}
+    ) -> list[Member]:
         members: list[Member] = []
-        for raw in alerts_raw.values():
-            d = json.loads(raw)
-            try:
-                a = Alert.model_validate(d["alert"])
-            except ValidationError:
-                continue
+        for a, incident in alerts:
             muted = False
             if a.status == "firing":
-                if silenced(silences, a.labels, now):
-                    self.metrics.muted.labels("silenced").inc()
+                if silences and silenced(silences, a.labels, now):
+                    self._counter(self.metrics.muted, "silenced").inc()
                     muted = True
-                elif inhibited(self.routing.inhibit_rules, a.alert_id, a.labels, firing):
-                    self.metrics.muted.labels("inhibited").inc()
+                elif firing and inhibited(self.routing.inhibit_rules, a.alert_id, a.labels, firing):
+                    self._counter(self.metrics.muted, "inhibited").inc()
                     muted = True
-            alerts[a.alert_id] = (a, int(d["incident"]))
-            members.append(Member(a.alert_id, a.status, int(d["incident"]), muted))
-        members.sort(key=lambda m: m.alert_id)
-        return alerts, members
+            members.append(Member(a.alert_id, a.status, incident, muted))
+        return members
+
+    @staticmethod
+    def _decode(alerts_raw: dict[Any, Any]) -> list[tuple[Alert, int]]:
+        """A group's members as stored, sorted by alert id (unreadable ones skipped)."""
+        out: list[tuple[Alert, int]] = []
+        for raw in alerts_raw.values():
+            try:
+                d = json.loads(raw)
+                out.append((Alert.model_validate(d["alert"]), int(d["incident"])))
+            except (ValidationError, ValueError, KeyError, TypeError):
+                continue
+        out.sort(key=lambda x: x[0].alert_id)
+        return out
 
     async def _flush_batch(self, gids: list[str], lease: float) -> None:
-        """Notify each group's receiver if its content changed or repeat_interval passed.
-
-        Round trips are per batch, not per group: read groups, claim notifications,
-        send (concurrently), write marks and timers, drop finished groups.
-        """
+        """Read the leased groups (one round trip) and flush them."""
         async with self.redis.pipeline(transaction=False) as p:
             for gid in gids:
                 p.hgetall(self._gk(gid, "meta"))
                 p.hgetall(self._gk(gid, "alerts"))
             raw = await p.execute()
+        groups = [
+            _Group(gid, _hash(raw[2 * i]), self._decode(raw[2 * i + 1]))
+            for i, gid in enumerate(gids)
+        ]
+        await self._flush_groups(groups, lease)
+
+    async def _flush_groups(self, groups: list[_Group], lease: float) -> None:
+        """Notify each group's receiver if its content changed or repeat_interval passed.
+
+        Round trips are per batch, not per group: claim notifications, send
+        (concurrently), write marks and timers, drop finished groups. Audit
+        records are written once the batch is done, all at once.
+        """
         now = self.clock()
         firing = await self._firing_labels()
+        cells = {
+            route.receiver
+            for g in groups
+            if (route := self.routes.get(g.meta.get("route", ""))) is not None
+        }
+        silences = {c: await self._cell_silences(c) for c in cells}
         reschedule: dict[str, float] = {}
         drops: list[tuple[str, str | None, float]] = []
         jobs: list[_Job] = []
-        for i, gid in enumerate(gids):
-            meta, alerts_raw = _hash(raw[2 * i]), raw[2 * i + 1]
-            route = self.routes.get(meta.get("route", ""))
-            if route is None or not alerts_raw:
+        for g in groups:
+            route = self.routes.get(g.meta.get("route", ""))
+            if route is None or not g.alerts:
                 # an emptied group, or a route that a new routing file removed
-                drops.append((gid, None, 0.0))
+                drops.append((g.gid, None, 0.0))
                 continue
             if self.routing.muted(route, now):
-                self.metrics.muted.labels("time_interval").inc()
-                reschedule[gid] = now + route.group_interval
+                self._counter(self.metrics.muted, "time_interval").inc()
+                reschedule[g.gid] = now + route.group_interval
                 continue
             cell = self.cells[route.receiver]
-            alerts, members = self._members(
-                alerts_raw, await self._cell_silences(cell.id), firing, now
-            )
+            members = self._members(g.alerts, silences[cell.id], firing, now)
+            ver = g.meta.get("ver", "0")
             notify = to_notify(members)
             if not notify:
                 if finished(members):
-                    drops.append((gid, meta.get("ver", "0"), now + route.group_interval))
+                    drops.append((g.gid, ver, now + route.group_interval))
                 else:
-                    reschedule[gid] = now + route.group_interval
+                    reschedule[g.gid] = now + route.group_interval
                 continue
             state = content_state(members)
-            chosen = [alerts[m.alert_id] for m in notify]
-            jobs.append(
-                _Job(
-                    gid,
-                    route,
-                    cell,
-                    self._notification(route, gid, meta, cell, chosen, state),
-                    state,
-                    chosen,
-                    members,
-                    meta.get("ver", "0"),
-                )
-            )
+            keep = {m.alert_id for m in notify}
+            chosen = [x for x in g.alerts if x[0].alert_id in keep]
+            n = self._notification(route, g.gid, g.meta, cell, chosen, state)
+            jobs.append(_Job(g.gid, route, cell, n, state, chosen, members, ver))
         claims: list[tuple[_Job, Any, str]] = []
-        async with self.redis.pipeline(transaction=False) as p:
+
+        def claim(p: Any) -> None:
+            claims.clear()
             for job in jobs:
                 for ci, ch in enumerate(job.cell.channels):
                     key = self.keys.tagged(f"g:{job.gid}", "nflog", job.cell.id, str(ci), job.state)
                     claims.append((job, ch, key))
-                    await self._nflog_claim(
-                        keys=[key],
-                        args=[now, int(self.config.claim_s) or 1, job.route.repeat_interval],
-                        client=p,
+                    self._eval(
+                        p,
+                        self._nflog_claim,
+                        [key],
+                        [now, int(self.config.claim_s) or 1, job.route.repeat_interval],
                     )
-            answers = await p.execute() if claims else []
+
+        answers = await self._pipe(claim)
         writes: list[tuple[str, str, int]] = []
+        records: list[dict[str, Any]] = []
         outcomes = await asyncio.gather(
             *(
                 self._send_claimed(
@@ -468,6 +620,7 @@ class Dispatcher:
                     [a for a, _ in job.alerts],
                     _s(got),
                     writes,
+                    records,
                 )
                 for (job, ch, key), got in zip(claims, answers, strict=True)
             )
@@ -476,48 +629,66 @@ class Dispatcher:
         for (job, _, _), outcome in zip(claims, outcomes, strict=True):
             by_job.setdefault(job.gid, set()).add(outcome)
         now = self.clock()
-        async with self.redis.pipeline(transaction=False) as p:
-            for key, value, ex in writes:
-                p.set(key, value, ex=ex)
-            for job in jobs:
-                got = by_job.get(job.gid, set())
-                if "delivered" in got:
-                    self._register_into(
-                        p, job.cell, [x for x in job.alerts if x[0].status == "firing"], now
-                    )
-                if "retry" in got:
-                    reschedule[job.gid] = now + self.config.redeliver_s
-                elif finished(job.members):
-                    drops.append((job.gid, job.ver, now + job.route.group_interval))
-                else:
-                    reschedule[job.gid] = now + job.route.group_interval
-            if reschedule:
-                p.zadd(self._sched, reschedule)
-            await p.execute()
+        held: dict[str, dict[str, float]] = {}  # cell → alerts it now holds
+        timers: dict[str, float] = {}  # escalation timers to start
+        for job in jobs:
+            got = by_job.get(job.gid, set())
+            if "delivered" in got:
+                self._hold(job.cell, job.alerts, now, held, timers)
+            if "retry" in got:
+                reschedule[job.gid] = now + self.config.redeliver_s
+            elif finished(job.members):
+                drops.append((job.gid, job.ver, now + job.route.group_interval))
+            else:
+                reschedule[job.gid] = now + job.route.group_interval
+        if writes or held or timers or reschedule:
+            async with self.redis.pipeline(transaction=False) as p:
+                for key, value, ex in writes:
+                    p.set(key, value, ex=ex)
+                self._hold_into(p, held, timers)
+                if reschedule:
+                    p.zadd(self._sched, reschedule)
+                await p.execute()
+        await self._emit(records)
         if drops:
             await self._drop(drops, lease)
+
+    async def _emit(self, records: list[dict[str, Any]]) -> None:
+        """Write audit records: all at once when the sink takes batches."""
+        if not records:
+            return
+        if self.audit_many is not None:
+            await self.audit_many(records)
+        else:
+            for r in records:
+                await self.audit(r)
 
     async def _drop(self, drops: list[tuple[str, str | None, float]], lease: float) -> None:
         """Delete finished groups (unless an alert arrived: version changed) and
         unschedule them (unless someone rescheduled them since)."""
-        async with self.redis.pipeline(transaction=False) as p:
+
+        def delete(p: Any) -> None:
             for gid, ver, _ in drops:
                 if ver is None:
                     p.delete(self._gk(gid, "meta"), self._gk(gid, "alerts"))
                 else:
-                    await self._group_delete(
-                        keys=[self._gk(gid, "alerts"), self._gk(gid, "meta")], args=[ver], client=p
+                    self._eval(
+                        p,
+                        self._group_delete,
+                        [self._gk(gid, "alerts"), self._gk(gid, "meta")],
+                        [ver],
                     )
-            deleted = await p.execute()
-        async with self.redis.pipeline(transaction=False) as p:
+
+        deleted = await self._pipe(delete)
+
+        def unschedule(p: Any) -> None:
             for (gid, ver, later), ok in zip(drops, deleted, strict=True):
                 if ver is None or int(ok):
-                    await self._unschedule(
-                        keys=[self._sched], args=[gid, repr(float(lease))], client=p
-                    )
+                    self._eval(p, self._unschedule, [self._sched], [gid, repr(float(lease))])
                 else:
                     p.zadd(self._sched, {gid: later})
-            await p.execute()
+
+        await self._pipe(unschedule)
 
     def _notification(
         self,
@@ -539,51 +710,82 @@ class Dispatcher:
             notification_id=hashlib.sha256(f"{gid}:{state}".encode()).hexdigest()[:32],
         )
 
-    async def _register(self, cell: Cell, alerts: list[tuple[Alert, int]]) -> None:
-        """The cell now holds these alerts: list them in its API, start its ack timer."""
-        async with self.redis.pipeline(transaction=False) as p:
-            self._register_into(p, cell, alerts, self.clock())
-            await p.execute()
-
-    def _register_into(
-        self, p: Any, cell: Cell, alerts: list[tuple[Alert, int]], now: float
+    @staticmethod
+    def _hold(
+        cell: Cell,
+        alerts: list[tuple[Alert, int]],
+        now: float,
+        held: dict[str, dict[str, float]],
+        timers: dict[str, float],
     ) -> None:
-        if not alerts:
-            return
-        p.zadd(self._ck(cell.id, "alerts"), {a.alert_id: now for a, _ in alerts})
-        if cell.escalate_to:
-            p.zadd(
-                self._esc,
-                {f"{a.alert_id}|{seq}|{cell.id}": now + cell.ack_timeout_s for a, seq in alerts},
-                nx=True,
-            )
+        """The cell now holds these alerts: list them in its API, start its ack timer
+        (written by :meth:`_hold_into`)."""
+        mine = held.setdefault(cell.id, {})
+        for a, seq in alerts:
+            mine[a.alert_id] = now
+            if cell.escalate_to:
+                timers.setdefault(f"{a.alert_id}|{seq}|{cell.id}", now + cell.ack_timeout_s)
+
+    def _hold_into(
+        self, p: Any, held: dict[str, dict[str, float]], timers: dict[str, float]
+    ) -> None:
+        for cell_id, ids in held.items():
+            if ids:
+                p.zadd(self._ck(cell_id, "alerts"), ids)
+        if timers:
+            p.zadd(self._esc, timers, nx=True)
+
+    async def _register(self, cell: Cell, alerts: list[tuple[Alert, int]]) -> None:
+        held: dict[str, dict[str, float]] = {}
+        timers: dict[str, float] = {}
+        self._hold(cell, alerts, self.clock(), held, timers)
+        async with self.redis.pipeline(transaction=False) as p:
+            self._hold_into(p, held, timers)
+            await p.execute()
 
     # delivery -----------------------------------------------------------
     async def _deliver_all(
         self, cell: Cell, n: Notification, tag: str, entry: str, ttl: float, alerts: list[Alert]
     ) -> str:
         """Deliver on every channel of ``cell``: 'delivered', 'retry' or 'done'."""
+        records: list[dict[str, Any]] = []
         results = await asyncio.gather(
             *(
                 self._deliver(
-                    cell, self.keys.tagged(tag, "nflog", cell.id, str(i), entry), ch, n, ttl, alerts
+                    cell,
+                    self.keys.tagged(tag, "nflog", cell.id, str(i), entry),
+                    ch,
+                    n,
+                    ttl,
+                    alerts,
+                    records,
                 )
                 for i, ch in enumerate(cell.channels)
             )
         )
+        await self._emit(records)
         if "retry" in results:
             return "retry"
         return "delivered" if "delivered" in results else "done"
 
     async def _deliver(
-        self, cell: Cell, key: str, channel: Any, n: Notification, ttl: float, alerts: list[Alert]
+        self,
+        cell: Cell,
+        key: str,
+        channel: Any,
+        n: Notification,
+        ttl: float,
+        alerts: list[Alert],
+        records: list[dict[str, Any]],
     ) -> str:
         """Claim, send, record: 'delivered', 'dedup', 'retry' or 'done' (failed for good)."""
         got = await self._nflog_claim(
             keys=[key], args=[self.clock(), int(self.config.claim_s) or 1, ttl]
         )
         writes: list[tuple[str, str, int]] = []
-        outcome = await self._send_claimed(cell, key, channel, n, ttl, alerts, _s(got), writes)
+        outcome = await self._send_claimed(
+            cell, key, channel, n, ttl, alerts, _s(got), writes, records
+        )
         for k, v, ex in writes:
             await self.redis.set(k, v, ex=ex)
         return outcome
@@ -598,16 +800,20 @@ class Dispatcher:
         alerts: list[Alert],
         got: str,
         writes: list[tuple[str, str, int]],
+        records: list[dict[str, Any]],
     ) -> str:
-        """Act on a claim answer; the nflog marks to write go to ``writes``."""
+        """Act on a claim answer; the nflog marks to write go to ``writes``, the
+        audit records to ``records`` (the caller writes both once the batch is done)."""
         kind = channel.type
         if got.startswith("sent:"):
-            self.metrics.notifications.labels(cell.id, kind, "deduplicated").inc()
+            self._counter(self.metrics.notifications, cell.id, kind, "deduplicated").inc()
             return "dedup"
         if got.startswith("claimed:"):
             return "retry"  # another replica (or a crashed one) holds it
         first = float(got)
-        sem = self._sems.setdefault(cell.id, asyncio.Semaphore(self.config.per_receiver))
+        sem = self._sems.get(cell.id)
+        if sem is None:
+            sem = self._sems[cell.id] = asyncio.Semaphore(self.config.per_receiver)
         last = ""
         async with sem:
             for attempt in range(self.config.attempts):
@@ -619,13 +825,13 @@ class Dispatcher:
                         first = -1e18  # give up at once
                         break
                     if attempt + 1 < self.config.attempts:
-                        self.metrics.retries.labels(kind).inc()
+                        self._counter(self.metrics.retries, kind).inc()
                         backoff = self.config.retry_base_s * 2**attempt
                         await asyncio.sleep(random.uniform(0, backoff))  # full jitter
                 else:
                     writes.append((key, f"sent:{self.clock()}", self._keep(ttl)))
                     self._delivered(cell, kind, n, alerts, attempt + 1)
-                    await self.audit(
+                    records.append(
                         {
                             "kind": "delivery",
                             "receiver": cell.id,
@@ -643,8 +849,8 @@ class Dispatcher:
             writes.append(
                 (key, f"failed:{first}", max(1, int(self.config.give_up_s + self.config.claim_s)))
             )
-            self.metrics.notifications.labels(cell.id, kind, "retrying").inc()
-            await self.audit(
+            self._counter(self.metrics.notifications, cell.id, kind, "retrying").inc()
+            records.append(
                 {
                     "kind": "delivery",
                     "receiver": cell.id,
@@ -656,8 +862,8 @@ class Dispatcher:
             )
             return "retry"
         writes.append((key, f"sent:{self.clock()}", self._keep(ttl)))
-        self.metrics.notifications.labels(cell.id, kind, "failed").inc()
-        self.metrics.dlq.labels("delivery_failed").inc()
+        self._counter(self.metrics.notifications, cell.id, kind, "failed").inc()
+        self._counter(self.metrics.dlq, "delivery_failed").inc()
         await self.dlq(
             {
                 "reason": "delivery_failed",
@@ -668,7 +874,7 @@ class Dispatcher:
                 "alert_ids": [a["fingerprint"] for a in n.alerts],
             }
         )
-        await self.audit(
+        records.append(
             {
                 "kind": "delivery",
                 "receiver": cell.id,
@@ -687,24 +893,22 @@ class Dispatcher:
     def _delivered(
         self, cell: Cell, kind: str, n: Notification, alerts: list[Alert], attempts: int
     ) -> None:
-        self.metrics.notifications.labels(cell.id, kind, "delivered").inc()
+        self._counter(self.metrics.notifications, cell.id, kind, "delivered").inc()
         now = time.time()
+        latency = self._counter(self.metrics.latency, kind)
+        pipeline = self._counter(self.metrics.pipeline_latency, kind)
         for a in alerts:
-            self.metrics.latency.labels(kind).observe(max(0.0, now - a.starts_at.timestamp()))
+            latency.observe(max(0.0, now - a.starts_at.timestamp()))
             if a.trigger_published_ms:
-                self.metrics.pipeline_latency.labels(kind).observe(
-                    max(0.0, now - a.trigger_published_ms / 1000)
-                )
+                pipeline.observe(max(0.0, now - a.trigger_published_ms / 1000))
 
     async def _send(self, cell: Cell, channel: Any, n: Notification) -> None:
         if isinstance(channel, WebhookChannel):
             url = (channel.url or self.config.webhook_url).format(cell=cell.id)
             secret = self.secrets.webhook_secrets.get(cell.id)
             key = secret.encode() if secret else self.config.webhook_secret
-            if self._http is None or self._http.closed:
-                self._http = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=256, limit_per_host=32)
-                )
+            if self._http is None:
+                self._http = HttpPool(limit_per_host=32)
             await webhook.deliver(self._http, url, n, key, self.config.timeout_s)
         elif isinstance(channel, EmailChannel):
             if self.config.smtp is None:
@@ -861,26 +1065,28 @@ class Dispatcher:
     # loop -------------------------------------------------------------------
     async def run(self, idle_s: float = 0.05) -> None:
         """Flush and escalate until cancelled. Redis errors are logged and retried."""
-        last_gauge = 0.0
-        inflight: set[asyncio.Task[None]] = set()
+        last_gauge = last_esc = 0.0
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                # a library swallowed our cancellation (asyncio.wait_for in 3.11): stop anyway
+                raise asyncio.CancelledError
             try:
                 n = 0
                 # Batches run side by side, so a hanging receiver holds up only its batch.
-                if len(inflight) < self.config.batches:
+                if len(self._inflight) < self.config.batches:
                     now = self.clock()
                     due = await self._claim_due(
                         keys=[self._sched], args=[now, now + self.config.lease_s, 512]
                     )
                     if due:
-                        task = asyncio.create_task(
-                            self._flush_batch_safe([_s(g) for g in due], now + self.config.lease_s)
-                        )
-                        inflight.add(task)
-                        task.add_done_callback(inflight.discard)
-                        task.add_done_callback(lambda _t: self.wake.set())
+                        gids = [_s(g) for g in due]
+                        self._spawn(self._flush_batch_safe(gids, now + self.config.lease_s))
                         n = len(due)
-                n += await self.escalate_due()
+                # Escalation timers are minutes long: a pass per idle period is enough.
+                if n == 0 or time.monotonic() - last_esc >= idle_s:
+                    last_esc = time.monotonic()
+                    n += await self.escalate_due()
                 if time.monotonic() - last_gauge > 15:
                     last_gauge = time.monotonic()
                     self.metrics.silences.set(await self.count_silences())
@@ -892,5 +1098,8 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
             if n == 0:
                 self.wake.clear()
+                # asyncio.timeout, not wait_for: wait_for may swallow a cancellation
+                # that lands as the event fires (Python 3.11), and the loop never ends
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), idle_s)
+                    async with asyncio.timeout(idle_s):
+                        await self.wake.wait()

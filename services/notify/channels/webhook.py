@@ -3,7 +3,8 @@
 The ``Vigie-Signature`` header is ``sha256=<hex HMAC of the body>`` with the
 receiver's secret; ``Vigie-Notification-Id`` lets a receiver drop a repeat.
 :func:`deliver` raises :class:`DeliveryError` on a non-2xx answer (retryable
-for 5xx and 429) or a transport error (retryable).
+for 5xx and 429; redirects are not followed), a transport error or a timeout
+(retryable). A bad URL is an error that is not retried.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import hmac
 import json
 from typing import Any
 
-import aiohttp
-
 from services.notify.channels.base import DeliveryError, Notification
+from services.notify.channels.http import HttpPool
 
 __all__ = ["DeliveryError", "deliver", "payload", "sign"]
 
@@ -50,19 +50,17 @@ def sign(body: bytes, secret: bytes) -> str:
 
 
 async def deliver(
-    client: aiohttp.ClientSession, url: str, n: Notification, secret: bytes | None, timeout: float
+    client: HttpPool, url: str, n: Notification, secret: bytes | None, timeout: float
 ) -> None:
     data = json.dumps(payload(n), separators=(",", ":"), default=str).encode()
     headers = {"Content-Type": "application/json", "Vigie-Notification-Id": n.notification_id}
     if secret:
         headers["Vigie-Signature"] = sign(data, secret)
     try:
-        async with client.post(
-            url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as resp:
-            status = resp.status
-            await resp.read()
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        status = await client.post(url, data, headers, timeout)
+    except (OSError, TimeoutError) as exc:
         raise DeliveryError(f"{type(exc).__name__}") from None
+    except ValueError as exc:  # not an http(s) URL
+        raise DeliveryError(str(exc), retryable=False) from None
     if status >= 300:
         raise DeliveryError(f"HTTP {status}", retryable=status >= 500 or status == 429)
