@@ -406,3 +406,33 @@ async def test_redaction_on_every_real_channel(
         rx.stop()
         controller.stop()
         await runner.cleanup()
+
+
+async def test_immediate_groups_flush_from_memory_under_a_lease(
+    env: Env, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """ingest_and_flush sends a new group_wait-0 group at once, holding its lease:
+    the timer path does not send it again, and a replica that died before
+    flushing leaves it to the lease's end."""
+    d = env.d
+    await env.at(0)
+    await d.ingest_and_flush([alert("F1", severity="critical"), alert("F2", dept="76")])
+    await d.drain()
+    assert env.got("dept-13") == [[("F1", "firing")]] and env.got("hq") == [[("F1", "firing")]]
+    assert env.got("dept-76") == []  # group_wait 10s: the timer path
+    await env.at(0)
+    assert len(env.got("dept-13")) == 1  # leased and flushed: not again
+    await env.at(10)
+    assert env.got("dept-76") == [[("F2", "firing")]]
+    await env.at(70)  # group_interval: same content, nothing new
+    assert len(env.got("dept-13")) == 1 and len(env.got("hq")) == 1
+    sent = [r for r in env.audit if r.get("notification_kind") == "group"]
+    assert sorted(r["receiver"] for r in sent) == ["dept-13", "dept-76", "hq"]
+    # a replica that records and dies before flushing: the lease runs out, then run() sends
+    dead = await make_dispatcher(redis_client, redis_prefix, env.clock, env.rx)
+    await dead.d._record([alert("F3", severity="critical", rule="r9")], take=True)
+    await env.at(71)
+    assert "F3" not in env.rx.alert_ids()  # still leased
+    await env.at(71 + d.config.lease_s)
+    assert [("F3", "firing")] in env.got("dept-13") and [("F3", "firing")] in env.got("hq")
+    await dead.d.close()
