@@ -657,11 +657,14 @@ class Dispatcher:
         """Write audit records: all at once when the sink takes batches."""
         if not records:
             return
-        if self.audit_many is not None:
-            await self.audit_many(records)
-        else:
-            for r in records:
-                await self.audit(r)
+        try:
+            if self.audit_many is not None:
+                await self.audit_many(records)
+            else:
+                for r in records:
+                    await self.audit(r)
+        except Exception:  # the deliveries are done and marked: do not redo them
+            log.exception("audit records not written", extra={"records": len(records)})
 
     async def _drop(self, drops: list[tuple[str, str | None, float]], lease: float) -> None:
         """Delete finished groups (unless an alert arrived: version changed) and
