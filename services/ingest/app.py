@@ -1,11 +1,13 @@
 """Ingest's Faust edge: read the agency topics, call the pipeline, write the outputs.
 
 Messages are taken in batches (``VIGIE_BATCH_MAX`` within
-``VIGIE_BATCH_WITHIN_S``): the pure decision (:func:`.pipeline.process`) runs per
-message, deduplication is one Redis round trip per batch, then the batch's
-events go to ``vigie.events.v1`` and its refusals to ``vigie.events.dlq``, one
-produce batch per partition (:class:`~shared.kafka.BatchSender`), delivery
-awaited. The batch is acked after that, so a crash redelivers it (dedup
+``VIGIE_BATCH_WITHIN_S``). The agent runs the pure decision
+(:func:`.pipeline.process`) on each message and hands the batch to a
+:class:`~shared.flow.GroupFlusher`, whose single background flush covers every
+batch decided since the previous one: one dedup round trip, the events to
+``vigie.events.v1`` and the refusals to ``vigie.events.dlq`` with one produce
+batch per partition (:class:`~shared.kafka.BatchSender`), delivery awaited.
+The messages are acked only after that, so a crash redelivers them (dedup
 recognises a redelivery by its source coordinates and publishes it again;
 downstream is idempotent).
 
@@ -17,13 +19,12 @@ counted exactly once as published, rejected (by reason) or duplicate.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
@@ -35,7 +36,8 @@ from services.ingest.pseudonymize import Pseudonymizer
 from services.ingest.settings import IngestSettings
 from services.ingest.validate import Rejection
 from shared.app import Health, create_app, on_stop
-from shared.kafka import BatchSender
+from shared.flow import GroupFlusher
+from shared.kafka import BatchSender, Record
 from shared.redis import Keys, create_redis
 from shared.retry import retry
 from shared.topics import Topics
@@ -49,6 +51,26 @@ def _headers(msg: Any) -> list[tuple[str, bytes]] | None:
         return None
     items = raw.items() if isinstance(raw, dict) else raw
     return [(str(k), bytes(v or b"")) for k, v in items]
+
+
+class _Out(NamedTuple):
+    """An accepted message, ready to publish."""
+
+    label: str
+    key: bytes
+    body: bytes
+    dedup: tuple[str, str, str]
+    raw: bytes | None
+    source: Source
+    headers: list[tuple[str, bytes]] | None
+    now: datetime
+
+
+class _Decided(NamedTuple):
+    """What a batch's CPU half decided."""
+
+    accepted: list[_Out]
+    refused: list[tuple[str, Refused]]
 
 
 class _Children:
@@ -126,21 +148,17 @@ def build(
                 },
             )
 
-    def internal(
-        accepted: list[tuple[str, Accepted, Source, bytes | None, Any]],
-        why: str,
-        now: datetime,
-    ) -> list[tuple[str, Refused]]:
+    def internal(outs: list[_Out], why: str) -> list[tuple[str, Refused]]:
         rej = Rejection("internal_error", why)
         return [
-            (label, Refused(rej.reason, dlq_record(raw, source, rej, now, headers)))
-            for label, _, source, raw, headers in accepted
+            (o.label, Refused(rej.reason, dlq_record(o.raw, o.source, rej, o.now, o.headers)))
+            for o in outs
         ]
 
-    async def handle(batch: Sequence[faust.EventT[Any]]) -> None:
+    def decide(batch: Sequence[faust.EventT[Any]]) -> _Decided:
+        """The CPU half of a batch: decode, validate, normalise, serialise."""
         now = datetime.now(UTC)
-        accepted: list[tuple[str, Accepted, Source, bytes | None, Any]] = []
-        refused: list[tuple[str, Refused]] = []
+        decided = _Decided([], [])
         observe = metrics.processing.observe
         for ev in batch:
             msg = ev.message
@@ -154,55 +172,71 @@ def build(
             outcome = process(
                 ev.value, source, pseudo, now, settings.max_message_bytes, tolerance, headers
             )
-            observe(time.perf_counter() - started)
             if isinstance(outcome, Accepted):
-                accepted.append((label, outcome, source, ev.value, headers))
+                event = outcome.event
+                decided.accepted.append(
+                    _Out(
+                        label,
+                        outcome.key,
+                        event.model_dump_json(by_alias=True).encode(),
+                        (event.agency, event.event_id, f"{msg.topic}/{msg.partition}/{msg.offset}"),
+                        ev.value,
+                        source,
+                        headers,
+                        now,
+                    )
+                )
             else:
-                refused.append((label, outcome))
+                decided.refused.append((label, outcome))
+            observe(time.perf_counter() - started)
+        return decided
+
+    async def flush(group: list[_Decided]) -> None:
+        """The I/O half, for every batch decided since the last flush: one
+        dedup round trip, one produce per partition, the dead letters."""
+        accepted = [o for d in group for o in d.accepted]
+        refused = [r for d in group for r in d.refused]
         if accepted:
-            items = [
-                (a.event.agency, a.event.event_id, f"{s.topic}/{s.partition}/{s.offset}")
-                for _, a, s, _, _ in accepted
-            ]
+            items = [o.dedup for o in accepted]
             try:
                 verdicts = await retry(lambda: dedup.mark(items), attempts)
             except Exception as exc:
                 log.error("dedup unavailable", extra={"error": type(exc).__name__, "n": len(items)})
-                why = f"deduplication unavailable: {type(exc).__name__}"
-                refused += internal(accepted, why, now)
-                accepted = []
-                verdicts = []
+                refused += internal(accepted, f"deduplication unavailable: {type(exc).__name__}")
+                accepted, verdicts = [], []
             fresh = []
-            for item, seen in zip(accepted, verdicts, strict=True):
+            for out, seen in zip(accepted, verdicts, strict=True):
                 if seen is Seen.DUPLICATE:
-                    duplicates[item[0]].inc()
+                    duplicates[out.label].inc()
                 else:
-                    fresh.append(item)
-            records = [
-                (a.key, a.event.model_dump_json(by_alias=True).encode(), None)
-                for _, a, _, _, _ in fresh
-            ]
+                    fresh.append(out)
+            records: list[Record] = [(o.key, o.body, None) for o in fresh]
             try:
                 await retry(lambda: sender.send(topics.events, records), attempts)
             except Exception as exc:
-                refused += internal(fresh, f"publish failed: {type(exc).__name__}", now)
+                refused += internal(fresh, f"publish failed: {type(exc).__name__}")
             else:
-                for label, *_ in fresh:
-                    published[label].inc()
+                for out in fresh:
+                    published[out.label].inc()
         await dead_letter(refused)
+
+    flusher = GroupFlusher(app, flush, max_pending=settings.max_pending, name="ingest-flush")
 
     @app.agent(inbound, name="ingest")
     async def ingest(stream: faust.StreamT[Any]) -> None:
         batches = stream.take_events(  # type: ignore[attr-defined]
             settings.batch_max, within=settings.batch_within_s
         )
-        async for batch in batches:
-            try:
-                await handle(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug: keep the worker alive, the count shows it
-                log.exception("batch failed", extra={"n": len(batch)})
+        try:
+            async for batch in batches:
+                try:
+                    decided = decide(batch)
+                except Exception:  # a bug: keep the worker alive, the count shows it
+                    log.exception("batch failed", extra={"n": len(batch)})
+                    continue
+                await flusher.put(batch, decided)
+        finally:
+            await flusher.stop()
 
     on_stop(app, redis.aclose)
 

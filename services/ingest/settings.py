@@ -31,9 +31,12 @@ class IngestSettings(Settings):
     batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
     #: How long (seconds) a partial batch waits for more messages.
     batch_within_s: Annotated[float, Field(gt=0, le=5)] = 0.01
-    #: Offsets are committed (and sent events published) every this many
-    #: events, and at least every second.
+    #: Offsets are committed every this many events, and at least every
+    #: second (outputs are published before, whatever this is).
     commit_every: Annotated[int, Field(ge=1, le=100_000)] = 100
+    #: Events decided but not yet deduplicated and published (held, not acked)
+    #: before the agent waits: bounds memory and what a crash re-reads.
+    max_pending: Annotated[int, Field(ge=1, le=100_000)] = 5000
     #: Attempts at a Redis or producer call before the batch's events are
     #: dead-lettered with reason ``internal_error``.
     retries: Annotated[int, Field(ge=1, le=10)] = 3

@@ -107,6 +107,10 @@ def decode(
             return Rejection("not_json", f"CloudEvent data is not JSON: {type(exc).__name__}")
         except Exception as exc:  # the SDK raises its own validation errors
             return Rejection("bad_cloudevent", f"binary CloudEvent: {str(exc)[:200]}")
+    elif b'"specversion"' not in raw:
+        # The common case, a plain v1 event: parsed and validated in one pass
+        # by pydantic's JSON parser (no intermediate dict).
+        return _finish(_validate_json(raw), topic_agency, now, future_tolerance)
     else:
         try:
             data = json.loads(raw)
@@ -124,11 +128,42 @@ def decode(
     try:
         event = InboundEvent.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_input=False, include_url=False)[0]
-        where = _path(tuple(err["loc"]))
-        return Rejection("schema", f"{where}: {err['msg']}", field=where)
+        return _schema_rejection(exc)
     except RecursionError:
         return Rejection("schema", "nesting too deep", field="$")
+    return _finish(event, topic_agency, now, future_tolerance)
+
+
+def _schema_rejection(exc: ValidationError) -> Rejection:
+    err = exc.errors(include_input=False, include_url=False)[0]
+    where = _path(tuple(err["loc"]))
+    return Rejection("schema", f"{where}: {err['msg']}", field=where)
+
+
+def _validate_json(raw: bytes) -> InboundEvent | Rejection:
+    """Parse and validate a plain v1 event; the same reasons as the two-step path."""
+    try:
+        return InboundEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors(include_input=False, include_url=False)[0]
+        if err["type"] == "json_invalid":
+            return Rejection("not_json", f"not JSON: {err['msg']}")
+        if err["type"] in ("model_type", "model_attributes_type") and not err["loc"]:
+            return Rejection("not_object", "expected a JSON object")
+        return _schema_rejection(exc)
+    except RecursionError:
+        return Rejection("schema", "nesting too deep", field="$")
+
+
+def _finish(
+    event: InboundEvent | Rejection,
+    topic_agency: str,
+    now: datetime,
+    future_tolerance: timedelta,
+) -> InboundEvent | Rejection:
+    """The checks after the schema: coordinates pair, agency, future events."""
+    if isinstance(event, Rejection):
+        return event
     bad = _check(event)
     if bad is not None:
         return bad

@@ -1,0 +1,148 @@
+"""Overlap a service's I/O with its intake: group flushing with held acks.
+
+A Faust agent that takes batches (``stream.take_events``) and awaits its
+outputs (Redis, produce) before taking the next batch leaves the worker idle
+during every round trip, and Faust stops filling the next batch meanwhile.
+:class:`GroupFlusher` splits the work in two:
+
+* the agent does the CPU half of a batch (decode, decide) and hands the result
+  to :meth:`GroupFlusher.put`, which *holds* the batch's acks (one extra
+  reference on each message) and returns at once, so Faust goes on taking
+  events;
+* one background task runs ``flush`` (the I/O half: Redis, produce with
+  delivery awaited) on everything handed over since its last run, in order,
+  then releases the acks. While one flush waits on the network, the next
+  batches are decided and merge into the next flush, so the round trips per
+  event fall as the load rises, and at low load a batch is flushed at once.
+
+Guarantees: a message is acked (its offset becomes committable) only after
+the flush that covered it returned, so a crash redelivers whatever was not
+flushed (at-least-once, as with awaiting in the agent). Flushes run one at a
+time, in the order of ``put``, so outputs keep their order. ``put`` waits
+while more than ``max_pending`` events are held (back-pressure). ``flush``
+must handle its own errors (dead-letter...); if it raises anyway, the error is
+logged and the batch's acks are *not* released (the events are redelivered
+after a restart or rebalance). During a rebalance, or for a partition no longer
+assigned, acks are not released either: the new owner reads those events again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import faust
+
+log = logging.getLogger(__name__)
+
+W = TypeVar("W")
+
+
+class GroupFlusher(Generic[W]):
+    """Run ``flush`` on the work handed over, one group at a time, then ack its events."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        flush: Callable[[list[W]], Awaitable[None]],
+        max_pending: int = 5000,
+        name: str = "flush",
+    ) -> None:
+        self.app = app
+        self._flush = flush
+        self.max_pending = max_pending
+        self.name = name
+        self._queue: list[tuple[Sequence[Any], W]] = []
+        self._held = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        #: Groups flushed and events released (for tests and metrics).
+        self.flushes = 0
+        self.released = 0
+
+    @property
+    def held(self) -> int:
+        """Events handed over whose acks are not released yet."""
+        return self._held
+
+    def start(self) -> None:
+        """Start the background task (idempotent); call from the agent's loop."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def put(self, events: Sequence[Any], work: W) -> None:
+        """Hold ``events``' acks and queue ``work`` for the next flush.
+
+        Returns at once unless more than ``max_pending`` events are held, then
+        waits for room. ``events`` are Faust events (``.message`` is held).
+        """
+        self.start()
+        for ev in events:
+            ev.message.incref()
+        self._queue.append((events, work))
+        self._held += len(events)
+        self._idle.clear()
+        self._wake.set()
+        while self._held > self.max_pending:
+            self._room.clear()
+            await self._room.wait()
+
+    async def drain(self) -> None:
+        """Wait until everything handed over so far has been flushed."""
+        while self._queue or self._held:
+            self._idle.clear()
+            await self._idle.wait()
+
+    async def stop(self) -> None:
+        """Flush what is queued, then stop the task."""
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self.drain(), timeout=10.0)
+        except TimeoutError:
+            log.warning("%s: stopped with %d events unflushed", self.name, self._held)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                group, self._queue = self._queue, []
+                ok = True
+                try:
+                    await self._flush([work for _, work in group])
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    ok = False
+                    log.exception("%s failed: acks held, events will be redelivered", self.name)
+                n = sum(len(events) for events, _ in group)
+                self._release([ev for events, _ in group for ev in events], ok)
+                self.flushes += 1
+                self._held -= n
+                self._room.set()
+            self._idle.set()
+
+    def _release(self, events: list[Any], ack: bool) -> None:
+        app = self.app
+        consumer = app.consumer
+        assigned = consumer.assignment() if ack and not app.rebalancing else set()
+        on_out = app.sensors.on_message_out
+        for ev in events:
+            msg = ev.message
+            if msg.tp in assigned:
+                if msg.ack(consumer):
+                    on_out(msg.tp, msg.offset, msg)
+                    self.released += 1
+            else:
+                msg.decref()  # not acked: read again by whoever owns the partition

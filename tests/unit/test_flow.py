@@ -1,0 +1,136 @@
+"""GroupFlusher: acks released only after the flush that covered them, in order, merged."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+from shared.flow import GroupFlusher
+
+ASSIGNED = TP("t", 0)
+
+
+class _Consumer:
+    """Records final acks, as Faust's consumer marks offsets committable."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+        self.tps = {ASSIGNED}
+
+    def assignment(self) -> set[TP]:
+        return self.tps
+
+    def ack(self, message: Any) -> bool:
+        message.acked = True
+        self.acked.append(message.offset)
+        return True
+
+
+def _app() -> Any:
+    return SimpleNamespace(
+        consumer=_Consumer(),
+        rebalancing=False,
+        sensors=SimpleNamespace(on_message_out=lambda tp, offset, msg: None),
+    )
+
+
+def _events(offsets: range, partition: int = 0) -> list[Any]:
+    out = []
+    for o in offsets:
+        msg = ConsumerMessage("t", partition, o, None, None, None, b"", b"", 0, 0)
+        msg.incref()  # the stream's own reference (as Faust's conductor does)
+        out.append(SimpleNamespace(message=msg))
+    return out
+
+
+def _stream_acks(app: Any, events: list[Any]) -> None:
+    """What take_events does when the handler returns."""
+    for ev in events:
+        ev.message.ack(app.consumer)
+
+
+async def test_acks_follow_the_flush_and_groups_merge() -> None:
+    app = _app()
+    flushed: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def flush(group: list[str]) -> None:
+        flushed.append(group)
+        await gate.wait()
+
+    flusher: GroupFlusher[str] = GroupFlusher(app, flush)
+    a, b, c = _events(range(0, 2)), _events(range(2, 4)), _events(range(4, 6))
+    await flusher.put(a, "a")
+    _stream_acks(app, a)
+    await asyncio.sleep(0)  # the flush of "a" starts and waits on the gate
+    await flusher.put(b, "b")
+    _stream_acks(app, b)
+    await flusher.put(c, "c")
+    _stream_acks(app, c)
+    assert app.consumer.acked == []  # nothing committable before its flush
+    assert flusher.held == 6
+    gate.set()
+    await flusher.drain()
+    assert flushed == [["a"], ["b", "c"]]  # what queued meanwhile is one flush, in order
+    assert app.consumer.acked == [0, 1, 2, 3, 4, 5]
+    assert flusher.held == 0
+    await flusher.stop()
+
+
+async def test_a_failed_flush_keeps_the_acks() -> None:
+    app = _app()
+
+    async def flush(group: list[str]) -> None:
+        raise RuntimeError("boom")
+
+    flusher: GroupFlusher[str] = GroupFlusher(app, flush)
+    evs = _events(range(3))
+    await flusher.put(evs, "x")
+    _stream_acks(app, evs)
+    await flusher.drain()
+    assert app.consumer.acked == []
+    assert flusher.held == 0
+    await flusher.stop()
+
+
+async def test_revoked_partition_and_rebalance_are_not_acked() -> None:
+    app = _app()
+
+    async def flush(group: list[str]) -> None:
+        return None
+
+    flusher: GroupFlusher[str] = GroupFlusher(app, flush)
+    mine, theirs = _events(range(2)), _events(range(2), partition=1)
+    await flusher.put(mine + theirs, "x")
+    _stream_acks(app, mine + theirs)
+    await flusher.drain()
+    assert app.consumer.acked == [0, 1]  # partition 1 is not ours any more
+    app.rebalancing = True
+    more = _events(range(2, 4))
+    await flusher.put(more, "y")
+    _stream_acks(app, more)
+    await flusher.drain()
+    assert app.consumer.acked == [0, 1]
+    await flusher.stop()
+
+
+async def test_put_waits_when_too_much_is_held() -> None:
+    app = _app()
+    gate = asyncio.Event()
+
+    async def flush(group: list[str]) -> None:
+        await gate.wait()
+
+    flusher: GroupFlusher[str] = GroupFlusher(app, flush, max_pending=3)
+    await flusher.put(_events(range(2)), "a")
+    blocked = asyncio.ensure_future(flusher.put(_events(range(2, 4)), "b"))
+    await asyncio.sleep(0.01)
+    assert not blocked.done()  # 4 held > 3
+    gate.set()
+    await asyncio.wait_for(blocked, 5)
+    await flusher.drain()
+    await flusher.stop()
