@@ -41,7 +41,7 @@ def _app() -> Any:
 def _events(offsets: range, partition: int = 0) -> list[Any]:
     out = []
     for o in offsets:
-        msg = ConsumerMessage("t", partition, o, None, None, None, b"", b"", 0, 0)
+        msg = ConsumerMessage("t", partition, o, 0.0, 0, None, b"", b"", None)
         msg.incref()  # the stream's own reference (as Faust's conductor does)
         out.append(SimpleNamespace(message=msg))
     return out
