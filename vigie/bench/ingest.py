@@ -294,7 +294,7 @@ class Measured:
 
 
 def measure(port: int, name: str, n: int, timeout: float, pid: int | None = None) -> Measured:
-    """Events/s of a worker: counter ``name`` polled every 50 ms, from the first poll
+    """Events/s of a worker: counter ``name`` polled every 100 ms, from the first poll
     that sees progress to the one that sees ``n`` (start-up and group join excluded).
     With ``pid``, the worker's CPU time over the same span is measured too."""
     deadline = time.monotonic() + timeout
@@ -309,7 +309,7 @@ def measure(port: int, name: str, n: int, timeout: float, pid: int | None = None
             start = (now, count, cpu)
         if count >= n or now > deadline:
             break
-        time.sleep(0.05)
+        time.sleep(0.1)  # polling costs the worker CPU: not too often
     if start is None or now <= start[0]:
         return Measured(float("nan"), float("nan"), 0.0, m)
     done = count - start[1]
