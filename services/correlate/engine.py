@@ -388,13 +388,18 @@ class Engine:
             self.watermark = max(self.watermark, t)
             planned += self.plan(event)
         outcome.ops = len(planned)
-        results = await self.state.apply([p.op for p in planned])
         now = self.clock()
-        candidates = [
-            self._alert(p, m, now)
-            for p, seen in zip(planned, results, strict=True)
-            for m in self._matches(p, seen)
-        ]
+        found: dict[int, list[tuple[Alert, Claim]]] = {}
+
+        def decide(i: int, seen: list[Obs]) -> None:
+            # runs as each op's answer arrives, while Redis works on the next ops
+            p = planned[i]
+            matches = self._matches(p, seen)
+            if matches:
+                found[i] = [self._alert(p, m, now) for m in matches]
+
+        await self.state.apply([p.op for p in planned], decide)
+        candidates = [c for i in sorted(found) for c in found[i]]
         if candidates:
             fired = await self.state.claim([c for _, c in candidates])
             outcome.alerts = [ac for ac, ok in zip(candidates, fired, strict=True) if ok]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -253,9 +253,14 @@ class Claim:
     ttl_ms: int
 
 
+#: Called with (op index, observations read back) as each op's answer arrives.
+Sink = Callable[[int, list[Obs]], None]
+
+
 class State(Protocol):
-    async def apply(self, ops: list[Op]) -> list[list[Obs]]:
-        """Apply ``ops`` in order; the observations each one read back."""
+    async def apply(self, ops: list[Op], sink: Sink | None = None) -> list[list[Obs]]:
+        """Apply ``ops`` in order; the observations each one read back (also handed
+        to ``sink`` as they arrive, so the caller can work while the rest runs)."""
 
     async def claim(self, claims: list[Claim]) -> list[bool]:
         """Mark alerts raised; False for each already raised or suppressed."""
@@ -363,32 +368,77 @@ class RedisState:
             out.append(o)
         return out
 
-    async def apply(self, ops: list[Op]) -> list[list[Obs]]:
+    async def _stream(
+        self,
+        script: Any,
+        calls: Callable[[], Iterable[tuple[list[str], list[Any]]]],
+        each: Callable[[int, Any], None],
+    ) -> None:
+        """Run ``script`` once per (keys, args) that ``calls()`` yields, pipelined on one
+        connection: each call is written as soon as it is encoded (Redis starts on
+        it while the next is encoded), every call before the first answer is read,
+        and ``each(k, answer)`` runs as answer ``k`` arrives, while Redis works on the
+        next calls. One round trip (plus loading the script once if the server
+        lost it)."""
+        self.round_trips += 1
+        pool = self.redis.connection_pool
+        for attempt in (1, 2):
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+            read = sent = 0
+            try:
+                for keys, args in calls():
+                    await conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                    sent += 1
+                for k in range(sent):
+                    answer = await conn.read_response()
+                    read += 1
+                    each(k, answer)
+                return
+            except NoScriptError:
+                await conn.disconnect()  # answers left unread: the connection is unusable
+                if attempt == 2 or read:
+                    raise
+                script.sha = await self.redis.script_load(script.script)
+                self.round_trips += 1
+            except BaseException:
+                await conn.disconnect()
+                raise
+            finally:
+                await pool.release(conn)
+
+    async def apply(self, ops: list[Op], sink: Sink | None = None) -> list[list[Obs]]:
         if not ops:
             return []
+        out: list[list[Obs]] = [[] for _ in ops]
+
+        def done(i: int, raw: Any) -> None:
+            out[i] = seen = self._decode(ops[i], raw)
+            if sink is not None:
+                sink(i, seen)
+
         if self.naive:  # the benchmark's baseline: one round trip per rule, group and event
-            results = [
-                (
-                    await self._run(
-                        self._apply, [([_first_key(op)], [_dumps([_args(op)]), MAX_READ])]
-                    )
-                )[0][0]
-                for op in ops
+            for i, op in enumerate(ops):
+                one = ([_first_key(op)], [_dumps([_args(op)]), MAX_READ])
+                done(i, (await self._run(self._apply, [one]))[0][0])
+            return out
+        plan = plan_calls(ops, self._slot)
+
+        def answered(k: int, res: list[Any]) -> None:
+            for i, raw in zip(plan[k], res, strict=True):
+                done(i, raw)
+
+        def call(idx: list[int]) -> tuple[list[str], list[Any]]:
+            return [_first_key(ops[i]) for i in idx], [
+                _dumps([_args(ops[i]) for i in idx]),
+                MAX_READ,
             ]
+
+        if self._slot is not None:  # a cluster client routes each call to its node
+            for k, res in enumerate(await self._run(self._apply, [call(idx) for idx in plan])):
+                answered(k, res)
         else:
-            plan = plan_calls(ops, self._slot)
-            calls = [
-                (
-                    [_first_key(ops[i]) for i in idx],
-                    [_dumps([_args(ops[i]) for i in idx]), MAX_READ],
-                )
-                for idx in plan
-            ]
-            results = [None] * len(ops)
-            for idx, res in zip(plan, await self._run(self._apply, calls), strict=True):
-                for i, r in zip(idx, res, strict=True):
-                    results[i] = r
-        return [self._decode(op, res) for op, res in zip(ops, results, strict=True)]
+            await self._stream(self._apply, lambda: map(call, plan), answered)
+        return out
 
     async def claim(self, claims: list[Claim]) -> list[bool]:
         if not claims:
@@ -439,7 +489,7 @@ class MemoryState:
         self.suppressed: dict[str, int] = {}
         self.round_trips = 0
 
-    async def apply(self, ops: list[Op]) -> list[list[Obs]]:
+    async def apply(self, ops: list[Op], sink: Sink | None = None) -> list[list[Obs]]:
         if ops:
             self.round_trips += 1
         out: list[list[Obs]] = []
@@ -472,6 +522,9 @@ class MemoryState:
                     if o.member != op.obs.member
                 ]
                 out.append([o for d, o in sorted(found, key=lambda x: x[0]) if d <= op.radius_m])
+        if sink is not None:
+            for i, seen in enumerate(out):
+                sink(i, seen)
         return out
 
     async def claim(self, claims: list[Claim]) -> list[bool]:

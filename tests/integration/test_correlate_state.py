@@ -16,7 +16,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from services.correlate.engine import Engine
 from services.correlate.rules import DEFAULT_DIR
@@ -25,6 +27,7 @@ from services.correlate.state import (
     CALL_MAX_OPS,
     MemoryState,
     RedisState,
+    WindowOp,
     _first_key,
     key_slot_of,
     plan_calls,
@@ -104,3 +107,33 @@ def test_cluster_calls_hold_one_slot_each() -> None:
     single = plan_calls(ops)
     assert [i for c in single for i in c] == list(range(len(ops)))
     assert len(single) == -(-len(ops) // CALL_MAX_OPS)
+
+
+async def test_answers_stream_in_op_order_and_an_error_leaves_no_stale_connection(
+    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """Each op's answer reaches the sink as it arrives, in op order, across script
+    calls; a failing call raises, and the next batch runs on a clean connection."""
+    state = RedisState(redis_client)
+    engine = _engine(state, f"{redis_prefix}:o")
+    ops = [p.op for ev in EVENTS[:300] for p in engine.plan(ev)]
+    assert len(ops) > 2 * CALL_MAX_OPS
+    got: list[tuple[int, list[Any]]] = []
+    answers = await state.apply(ops, lambda i, seen: got.append((i, seen)))
+    assert [i for i, _ in got] == list(range(len(ops)))
+    assert [seen for _, seen in got] == answers
+
+    # a key of the wrong type makes the second call fail (WRONGTYPE inside the script)
+    bad = ops[CALL_MAX_OPS + 3]
+    key = bad.hash_key if isinstance(bad, WindowOp) else bad.geo_key
+    await redis_client.delete(key)
+    await redis_client.set(key, "not a hash")
+    try:
+        with pytest.raises(ResponseError):
+            await state.apply(ops)
+    finally:
+        await redis_client.delete(key)
+    # the connection that failed was dropped: the same batch runs again, idempotently
+    again = await state.apply(ops)
+    assert len(again) == len(ops)
+    assert await state.apply(ops) == again
