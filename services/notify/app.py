@@ -10,6 +10,7 @@ as ``/metrics``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -42,6 +43,10 @@ from shared.retry import retry
 from shared.topics import Topics
 
 log = logging.getLogger("vigie.notify")
+
+#: A batch keeps growing while alerts keep arriving, checked every step, this long at most.
+LINGER_S = 0.003
+LINGER_STEP_S = 0.0003
 
 
 def delivery_config(settings: NotifySettings, smtp_password: str | None) -> DeliveryConfig:
@@ -199,22 +204,63 @@ def build(
                 }
             )
 
+    async def handle(batch: list[bytes]) -> None:
+        try:
+            await ingest(batch)
+        except Exception:  # never lose a batch silently
+            log.exception("unexpected error on a batch of alerts")
+            metrics.dlq.labels("internal_error").inc(len(batch))
+            for value in batch:
+                await dlq(
+                    {
+                        "reason": "internal_error",
+                        "original": bytes(value).decode("utf-8", "replace")[:65536],
+                    }
+                )
+
     @app.agent(alerts_in, name="notify")
     async def notify(stream: faust.StreamT[Any]) -> None:
-        # Batches: one Redis round trip per step for many alerts. Faust acks the
-        # batch after this body returns, so an alert is acked once in Redis.
-        async for batch in stream.take(256, within=0.005):
-            try:
-                await ingest(batch)
-            except Exception:  # never let a batch kill the agent (Faust would ack it)
-                log.exception("unexpected error on a batch of alerts")
-                metrics.dlq.labels("internal_error").inc(len(batch))
-                for value in batch:
-                    await dlq(
-                        {
-                            "reason": "internal_error",
-                            "original": bytes(value).decode("utf-8", "replace")[:65536],
-                        }
-                    )
+        # Natural batching: a batch is whatever arrived while the previous one was
+        # being recorded (nothing waits for a timer when alerts are few; batches
+        # grow with the load, up to notify_batch_max). Acks are manual, in order,
+        # once the batch is in Redis: an alert is acked only once it is safe.
+        manual = stream.noack()  # type: ignore[attr-defined]
+        pending: list[Any] = []
+        arrived = asyncio.Event()
+        room = asyncio.Event()
+        room.set()
+
+        async def batcher() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                await arrived.wait()
+                # Alerts still coming in: let the batch grow while it does (a
+                # little): the per-batch round trips are then shared.
+                until, seen = loop.time() + LINGER_S, 0
+                while seen < len(pending) < settings.notify_batch_max and loop.time() < until:
+                    seen = len(pending)
+                    await asyncio.sleep(LINGER_STEP_S)
+                batch = pending[:]
+                pending.clear()
+                arrived.clear()
+                room.set()
+                try:
+                    await handle([e.value for e in batch])
+                finally:
+                    for event in batch:
+                        await manual.ack(event)
+
+        task = asyncio.create_task(batcher())
+        try:
+            async for event in manual.events():
+                if task.done():  # pragma: no cover - handle() never raises
+                    raise RuntimeError("notify batcher stopped") from task.exception()
+                pending.append(event)
+                arrived.set()
+                if len(pending) >= settings.notify_batch_max:
+                    room.clear()
+                    await room.wait()
+        finally:
+            task.cancel()
 
     return app, health

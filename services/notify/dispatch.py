@@ -205,6 +205,17 @@ class _Group:
 
 
 @dataclass
+class _Plan:
+    """A flush batch, decided: jobs to send (and their claims), timers, drops."""
+
+    now: float
+    jobs: list[_Job] = field(default_factory=list)
+    reschedule: dict[str, float] = field(default_factory=dict)
+    drops: list[tuple[str, str | None, float]] = field(default_factory=list)
+    claims: list[tuple[_Job, Any, str]] = field(default_factory=list)
+
+
+@dataclass
 class _Cache:
     at: float = -1.0
     value: Any = None
@@ -315,10 +326,7 @@ class Dispatcher:
         :meth:`run` flushes the group then. When :attr:`DeliveryConfig.batches`
         flushes are already in flight, the groups are scheduled as usual.
         """
-        count, ready = await self._record(alerts, take=len(self._inflight) < self.config.batches)
-        if ready:
-            until = ready[0][1]
-            self._spawn(self._flush_groups_safe([g for g, _ in ready], until))
+        count, _ = await self._record(alerts, take=len(self._inflight) < self.config.batches)
         return count
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -335,7 +343,9 @@ class Dispatcher:
     async def _record(
         self, alerts: list[Alert], take: bool
     ) -> tuple[int, list[tuple[_Group, float]]]:
-        """Record; with ``take``, lease and return the new groups due now (all firing)."""
+        """Record; with ``take``, lease the new groups due now (all firing), claim
+        their notifications in the same round trip as the schedule, and send them
+        in the background. Returns the group updates and the groups taken."""
         if not alerts:
             return 0, []
         now = self.clock()
@@ -408,13 +418,20 @@ class Dispatcher:
                 g.alerts.sort(key=lambda x: x[0].alert_id)
             else:
                 del ready[gid]
-        if fresh or known:
-            async with self.redis.pipeline(transaction=False) as p:
-                if fresh:
-                    p.zadd(self._sched, fresh)
-                if known:
-                    p.zadd(self._sched, known, nx=True)
-                await p.execute()
+        plan = await self._plan(list(ready.values())) if ready else None
+
+        def schedule(p: Any) -> None:
+            if fresh:
+                p.zadd(self._sched, fresh)
+            if known:
+                p.zadd(self._sched, known, nx=True)
+            if plan is not None:
+                self._claim_into(p, plan)
+
+        answers = await self._pipe(schedule)
+        if plan is not None:
+            answers = answers[bool(fresh) + bool(known) :]
+            self._spawn(self._deliver_plan_safe(plan, answers, until))
         if any(t <= now for t in fresh.values()):
             self.wake.set()
         return len(groups), [(g, until) for g in ready.values()]
@@ -555,7 +572,14 @@ class Dispatcher:
         (concurrently), write marks and timers, drop finished groups. Audit
         records are written once the batch is done, all at once.
         """
-        now = self.clock()
+        plan = await self._plan(groups)
+        answers = await self._pipe(lambda p: self._claim_into(p, plan))
+        await self._deliver_plan(plan, answers, lease)
+
+    async def _plan(self, groups: list[_Group]) -> _Plan:
+        """What to send (one job per group with something to say), reschedule or drop."""
+        plan = _Plan(self.clock())
+        now = plan.now
         firing = await self._firing_labels()
         cells = {
             route.receiver
@@ -563,18 +587,15 @@ class Dispatcher:
             if (route := self.routes.get(g.meta.get("route", ""))) is not None
         }
         silences = {c: await self._cell_silences(c) for c in cells}
-        reschedule: dict[str, float] = {}
-        drops: list[tuple[str, str | None, float]] = []
-        jobs: list[_Job] = []
         for g in groups:
             route = self.routes.get(g.meta.get("route", ""))
             if route is None or not g.alerts:
                 # an emptied group, or a route that a new routing file removed
-                drops.append((g.gid, None, 0.0))
+                plan.drops.append((g.gid, None, 0.0))
                 continue
             if self.routing.muted(route, now):
                 self._counter(self.metrics.muted, "time_interval").inc()
-                reschedule[g.gid] = now + route.group_interval
+                plan.reschedule[g.gid] = now + route.group_interval
                 continue
             cell = self.cells[route.receiver]
             members = self._members(g.alerts, silences[cell.id], firing, now)
@@ -582,31 +603,40 @@ class Dispatcher:
             notify = to_notify(members)
             if not notify:
                 if finished(members):
-                    drops.append((g.gid, ver, now + route.group_interval))
+                    plan.drops.append((g.gid, ver, now + route.group_interval))
                 else:
-                    reschedule[g.gid] = now + route.group_interval
+                    plan.reschedule[g.gid] = now + route.group_interval
                 continue
             state = content_state(members)
             keep = {m.alert_id for m in notify}
             chosen = [x for x in g.alerts if x[0].alert_id in keep]
             n = self._notification(route, g.gid, g.meta, cell, chosen, state)
-            jobs.append(_Job(g.gid, route, cell, n, state, chosen, members, ver))
-        claims: list[tuple[_Job, Any, str]] = []
+            plan.jobs.append(_Job(g.gid, route, cell, n, state, chosen, members, ver))
+        return plan
 
-        def claim(p: Any) -> None:
-            claims.clear()
-            for job in jobs:
-                for ci, ch in enumerate(job.cell.channels):
-                    key = self.keys.tagged(f"g:{job.gid}", "nflog", job.cell.id, str(ci), job.state)
-                    claims.append((job, ch, key))
-                    self._eval(
-                        p,
-                        self._nflog_claim,
-                        [key],
-                        [now, int(self.config.claim_s) or 1, job.route.repeat_interval],
-                    )
+    def _claim_into(self, p: Any, plan: _Plan) -> None:
+        """Queue the notification log claims of ``plan`` (one per job and channel)."""
+        plan.claims.clear()
+        for job in plan.jobs:
+            for ci, ch in enumerate(job.cell.channels):
+                key = self.keys.tagged(f"g:{job.gid}", "nflog", job.cell.id, str(ci), job.state)
+                plan.claims.append((job, ch, key))
+                self._eval(
+                    p,
+                    self._nflog_claim,
+                    [key],
+                    [plan.now, int(self.config.claim_s) or 1, job.route.repeat_interval],
+                )
 
-        answers = await self._pipe(claim)
+    async def _deliver_plan_safe(self, plan: _Plan, answers: list[Any], lease: float) -> None:
+        try:
+            await self._deliver_plan(plan, answers, lease)
+        except Exception:  # the leases bring these groups back
+            log.exception("flush failed", extra={"groups": len(plan.jobs)})
+
+    async def _deliver_plan(self, plan: _Plan, answers: list[Any], lease: float) -> None:
+        """Send what was claimed, then write marks, timers and the audit trail."""
+        reschedule, drops = plan.reschedule, plan.drops
         writes: list[tuple[str, str, int]] = []
         records: list[dict[str, Any]] = []
         outcomes = await asyncio.gather(
@@ -622,16 +652,16 @@ class Dispatcher:
                     writes,
                     records,
                 )
-                for (job, ch, key), got in zip(claims, answers, strict=True)
+                for (job, ch, key), got in zip(plan.claims, answers, strict=True)
             )
         )
         by_job: dict[str, set[str]] = {}
-        for (job, _, _), outcome in zip(claims, outcomes, strict=True):
+        for (job, _, _), outcome in zip(plan.claims, outcomes, strict=True):
             by_job.setdefault(job.gid, set()).add(outcome)
         now = self.clock()
         held: dict[str, dict[str, float]] = {}  # cell → alerts it now holds
         timers: dict[str, float] = {}  # escalation timers to start
-        for job in jobs:
+        for job in plan.jobs:
             got = by_job.get(job.gid, set())
             if "delivered" in got:
                 self._hold(job.cell, job.alerts, now, held, timers)

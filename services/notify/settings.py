@@ -40,6 +40,9 @@ class NotifySettings(Settings):
     notify_lease_s: Annotated[float, Field(ge=1)] = 30.0
     #: Concurrent deliveries per receiver (per process).
     notify_per_receiver: Annotated[int, Field(ge=1, le=256)] = 4
+    #: At most this many alerts per batch (one Redis round trip per step for the
+    #: batch); a batch is what arrived while the previous one was being recorded.
+    notify_batch_max: Annotated[int, Field(ge=1, le=10000)] = 256
     #: How long the notification log remembers a delivery (seconds).
     nflog_ttl_s: Annotated[int, Field(ge=60)] = 7 * 86400
     #: SMTP for the e-mail channel (required when a cell has an e-mail channel).

@@ -428,11 +428,18 @@ async def test_immediate_groups_flush_from_memory_under_a_lease(
     assert len(env.got("dept-13")) == 1 and len(env.got("hq")) == 1
     sent = [r for r in env.audit if r.get("notification_kind") == "group"]
     assert sorted(r["receiver"] for r in sent) == ["dept-13", "dept-76", "hq"]
-    # a replica that records and dies before flushing: the lease runs out, then run() sends
+    # a replica that records, claims and dies before sending: once its claims expire
+    # (deleted here, as Redis does after claim_s) and its lease ends, the timer path sends
     dead = await make_dispatcher(redis_client, redis_prefix, env.clock, env.rx)
-    await dead.d._record([alert("F3", severity="critical", rule="r9")], take=True)
+    dead.d._spawn = lambda coro: coro.close()  # type: ignore[method-assign]
+    await dead.d.ingest_and_flush([alert("F3", severity="critical", rule="r9")])
     await env.at(71)
     assert "F3" not in env.rx.alert_ids()  # still leased
+    claims = [k async for k in redis_client.scan_iter(f"{redis_prefix}:*nflog*")]
+    assert len(claims) >= 2
+    for key in claims:
+        if (await redis_client.get(key) or b"").startswith(b"claimed:"):
+            await redis_client.delete(key)
     await env.at(71 + d.config.lease_s)
     assert [("F3", "firing")] in env.got("dept-13") and [("F3", "firing")] in env.got("hq")
     await dead.d.close()
