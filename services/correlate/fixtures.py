@@ -18,6 +18,14 @@ Every case runs on a fresh key prefix; then all its events are replayed in
 one batch, which must raise no alert more. :func:`run_file` returns one
 :class:`CaseResult` per case; :func:`cli_rules_test` prints a table and
 returns non-zero on any mismatch or error.
+
+``PATH`` (``vigie rules test [PATH]``) is a fixture file, a directory of fixture
+files (default: the shipped pack's), or a **rules directory**: then the
+fixtures of every rule in it are run against *its* rules (whatever their
+``rules:`` key says). They are the fixture files whose ``rule``/``scope`` names a
+rule of the directory, found in ``<rules dir>/fixtures/`` or, as for the
+shipped pack, in a ``fixtures/`` directory next to it; a rule without any
+fixture is a failure.
 """
 
 from __future__ import annotations
@@ -62,11 +70,14 @@ class CaseResult:
     late_expected: list[str]
     late_got: list[str]
     replay_alerts: int
+    #: Set when the case could not run as such (a rule without fixtures).
+    problem: str = ""
 
     @property
     def ok(self) -> bool:
         return (
-            Counter(self.expected) == Counter(self.got)
+            not self.problem
+            and Counter(self.expected) == Counter(self.got)
             and sorted(self.late_expected) == sorted(self.late_got)
             and self.replay_alerts == 0
         )
@@ -147,30 +158,74 @@ async def run_case(
     )
 
 
+def _read(file: Path) -> Any:
+    try:
+        return yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise FixtureError(f"{file.name}: not valid YAML: {exc}") from None
+
+
+def _yaml_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
+
+
+def _is_fixture(doc: Any) -> bool:
+    return isinstance(doc, dict) and "cases" in doc
+
+
+def is_rules_dir(path: Path) -> bool:
+    """A directory of rule files (as opposed to one of fixture files)."""
+    files = _yaml_files(path) if path.is_dir() else []
+    return bool(files) and not any(_is_fixture(_read(f)) for f in files)
+
+
 def fixture_files(path: Path | None) -> list[Path]:
     path = path or FIXTURES_DIR
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise FixtureError(f"{path}: no such fixture file or directory")
-    files = sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"})
+    files = _yaml_files(path)
     if not files:
         raise FixtureError(f"{path}: no fixture files")
     return files
 
 
-async def run_file(redis: aioredis.Redis, file: Path) -> list[CaseResult]:
-    """Every case of one fixture file. Raises :class:`FixtureError` or :class:`RuleError`."""
-    try:
-        doc = yaml.safe_load(await asyncio.to_thread(file.read_text))
-    except yaml.YAMLError as exc:
-        raise FixtureError(f"{file.name}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
+def _scope(doc: dict[str, Any]) -> set[str]:
+    return set(doc.get("scope") or [str(doc.get("rule", ""))])
+
+
+def fixtures_of(rules_dir: Path, rules: RuleSet) -> tuple[list[Path], list[str]]:
+    """The fixture files of ``rules_dir``'s rules, and the rules without any."""
+    files: list[Path] = []
+    covered: set[str] = set()
+    for base in (rules_dir / "fixtures", rules_dir.parent / "fixtures"):
+        if not base.is_dir():
+            continue
+        for f in _yaml_files(base):
+            doc = _read(f)
+            if _is_fixture(doc) and _scope(doc) & set(rules.by_id):
+                files.append(f)
+                covered |= _scope(doc)
+        if files:
+            break  # the directory's own fixtures, else the ones next to it
+    return files, [r.id for r in rules.rules if r.id not in covered]
+
+
+async def run_file(
+    redis: aioredis.Redis, file: Path, rules: RuleSet | None = None
+) -> list[CaseResult]:
+    """Every case of one fixture file, against ``rules`` (default: the file's
+    ``rules:`` directory, else the shipped pack). Raises :class:`FixtureError` or
+    :class:`RuleError`."""
+    doc = await asyncio.to_thread(_read, file)
+    if not _is_fixture(doc) or not isinstance(doc.get("cases"), list):
         raise FixtureError(f"{file.name}: expected a mapping with 'cases: [...]'")
-    rules_dir = (file.parent / doc["rules"]) if doc.get("rules") else DEFAULT_DIR
-    rules = load_dir(rules_dir)
+    if rules is None:
+        rules_dir = (file.parent / doc["rules"]) if doc.get("rules") else DEFAULT_DIR
+        rules = load_dir(rules_dir)
     default_rule = str(doc.get("rule", ""))
-    scope = set(doc.get("scope") or [default_rule])
+    scope = _scope(doc)
     unknown = scope - set(rules.by_id)
     if unknown:
         raise FixtureError(f"{file.name}: unknown rule(s) {sorted(unknown)}")
@@ -183,6 +238,16 @@ async def run_all(redis_url: str, path: Path | None) -> list[CaseResult]:
     redis = aioredis.Redis.from_url(redis_url)
     try:
         results: list[CaseResult] = []
+        if path is not None and is_rules_dir(path):
+            rules = load_dir(path)
+            files, missing = fixtures_of(path, rules)
+            for file in files:
+                results += await run_file(redis, file, rules)
+            results += [
+                CaseResult("-", f"{rule}: no fixture", [], [], [], [], 0, problem="no fixture")
+                for rule in missing
+            ]
+            return results
         for file in fixture_files(path):
             results += await run_file(redis, file)
         return results
@@ -240,7 +305,7 @@ def cli_rules_test(path: Path | None, out: Console, err: Console) -> int:
             _fmt(r.got),
             ",".join(r.late_got) or "-",
             "ok" if r.replay_alerts == 0 else f"+{r.replay_alerts}",
-            "[green]PASS[/]" if r.ok else "[red]FAIL[/]",
+            "[green]PASS[/]" if r.ok else f"[red]FAIL[/] {r.problem}".rstrip(),
         )
     out.print(table)
     failed = [r for r in results if not r.ok]

@@ -282,3 +282,51 @@ async def test_scenario_through_ingest_and_correlate(
     new = [json.loads(r.value) for r in records if json.loads(r.value)["rule"] == "arrests_pair"]
     assert len(new) == 1
     assert new[0]["rules_version"] != version
+
+
+def test_rules_test_takes_a_rules_directory(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``vigie rules test DIR``: the fixtures of every rule of DIR, run against DIR's rules."""
+    monkeypatch.setenv("VIGIE_REDIS_URL", stack.redis_url)
+    # the shipped pack: its fixtures live next to it
+    out = _console()
+    assert cli_rules_test(DEFAULT_DIR, out, _console()) == 0, out.export_text()
+    text = out.export_text()
+    passed = re.search(r"(\d+)/(\d+) cases pass", text)
+    assert passed and passed.group(1) == passed.group(2) and int(passed.group(1)) >= 60
+
+    # a directory of its own: its rules without fixtures fail, one row each
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(DEFAULT_DIR / "violence.yaml", rules / "violence.yaml")
+    out = _console()
+    assert cli_rules_test(rules, out, _console()) == 1
+    text = out.export_text()
+    for rule in ("violence_cluster", "threat_escalation", "violence_near_deal_point"):
+        assert f"{rule}: no fixture" in text
+    # with their fixtures in DIR/fixtures/, they pass
+    (rules / "fixtures").mkdir()
+    for rule in (
+        "violence_cluster",
+        "threat_escalation",
+        "violence_near_deal_point",
+        "retaliation_after_dismantling",
+    ):
+        shutil.copy(FIXTURES_DIR / f"{rule}.yaml", rules / "fixtures" / f"{rule}.yaml")
+    out = _console()
+    assert cli_rules_test(rules, out, _console()) == 0, out.export_text()
+    assert "no fixture" not in out.export_text()
+    # and they test DIR's rules, not the shipped ones: a changed threshold fails its cases
+    text = (rules / "violence.yaml").read_text()
+    assert "count: 3" in text
+    (rules / "violence.yaml").write_text(text.replace("count: 3", "count: 4"))
+    out = _console()
+    assert cli_rules_test(rules, out, _console()) == 1
+    failing = [ln for ln in out.export_text().splitlines() if "FAIL" in ln]
+    assert failing and all("violence_cl" in ln for ln in failing)
+    # a bad rules directory is an error (exit 2), one line naming the file
+    (rules / "violence.yaml").write_text(text.replace("window: 7d", "window: 7 days"))
+    err = _console()
+    assert cli_rules_test(rules, _console(), err) == 2
+    assert "violence.yaml" in err.export_text()
