@@ -1,7 +1,8 @@
 """Ingest's Faust edge: read the agency topics, call the pipeline, write the outputs.
 
-Messages are taken in batches (``VIGIE_BATCH_MAX`` within
-``VIGIE_BATCH_WITHIN_S``). The agent runs the pure decision
+Messages are taken in batches as soon as they arrive (at most
+``VIGIE_BATCH_MAX``, lingering ``VIGIE_BATCH_WITHIN_S`` for more;
+:func:`~shared.flow.take_batches`). The agent runs the pure decision
 (:func:`.pipeline.process`) on each message and hands the batch to a
 :class:`~shared.flow.GroupFlusher`, whose single background flush covers every
 batch decided since the previous one: one dedup round trip, the events to
@@ -36,7 +37,7 @@ from services.ingest.pseudonymize import Pseudonymizer
 from services.ingest.settings import IngestSettings
 from services.ingest.validate import Rejection
 from shared.app import Health, create_app, on_stop
-from shared.flow import GroupFlusher
+from shared.flow import GroupFlusher, take_batches
 from shared.kafka import BatchSender, Record
 from shared.redis import Keys, create_redis
 from shared.retry import retry
@@ -224,11 +225,8 @@ def build(
 
     @app.agent(inbound, name="ingest")
     async def ingest(stream: faust.StreamT[Any]) -> None:
-        batches = stream.take_events(  # type: ignore[attr-defined]
-            settings.batch_max, within=settings.batch_within_s
-        )
         try:
-            async for batch in batches:
+            async for batch in take_batches(stream, settings.batch_max, settings.batch_within_s):
                 try:
                     decided = decide(batch)
                 except Exception:  # a bug: keep the worker alive, the count shows it

@@ -11,7 +11,9 @@ match nothing but go through every rule.
 Latency: from the publication of the event that completes a match (handed to
 the producer) to the département cell's receiver getting the notification
 (the delivery whose evidence holds that event), in the same clock. Figures:
-p50/p95/p99/max, delivered/expected, and the highest rate of a short bounded
+p50/p95/p99/max, delivered/expected, the same figures per hop for the main
+run (``hops``: from the CreateTime of the records each service produced), and
+the highest rate of a short bounded
 search (``--search``: each rate for ``--step`` s, doubling, stopping at the
 first rate whose p99 ≥ 100 ms, that loses a match, or that the producer
 cannot sustain).
@@ -204,8 +206,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99), "max_ms": q(1.0)}
 
 
-def latencies(stream: Stream, deliveries: list[Any]) -> list[float]:
-    """Publication → the département cell's first delivery holding each completing event."""
+def first_deliveries(stream: Stream, deliveries: list[Any]) -> dict[str, float]:
+    """Completing event_id -> when its département cell first received it."""
     first: dict[str, float] = {}
     for d in deliveries:
         for a in d.body.get("alerts", []):
@@ -213,11 +215,66 @@ def latencies(stream: Stream, deliveries: list[Any]) -> list[float]:
                 eid = e.get("event_id", "")
                 if eid in stream.sent and d.cell == f"dept-{stream.sent[eid][1]}":
                     first[eid] = min(first.get(eid, math.inf), d.received_at)
+    return first
+
+
+async def _record_times(bootstrap: str, topic: str, ids: set[str]) -> dict[str, float]:
+    """event_id -> CreateTime (s) of the first record of ``topic`` naming it.
+
+    A record names an event by ``"event_id": "<id>"`` anywhere in its JSON
+    (normalised events, and alerts' evidence)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    out: dict[str, float] = {}
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            if not batch:
+                return out
+            for msgs in batch.values():
+                for m in msgs:
+                    text = m.value.decode("utf-8", "replace") if m.value else ""
+                    for eid in ids:
+                        if eid not in out and f'"{eid}"' in text:
+                            out[eid] = m.timestamp / 1000
+    finally:
+        await consumer.stop()
+
+
+async def stages(pipeline: Pipeline, stream: Stream) -> dict[str, dict[str, float]]:
+    """Where the time goes, per hop, for the delivered matches: publication →
+    ``vigie.events.v1`` (ingest), → ``vigie.alerts.v1`` (correlate), → the cell
+    (notify). From the records' CreateTime, set by each service's producer."""
+    assert pipeline.stack is not None and pipeline.receiver is not None
+    first = first_deliveries(stream, list(pipeline.receiver.deliveries))
+    ids = set(first)
+    bootstrap = pipeline.stack.bootstrap
+    ingested = await _record_times(bootstrap, pipeline.topics.events, ids)
+    alerted = await _record_times(bootstrap, pipeline.topics.alerts, ids)
+    hops: dict[str, list[float]] = {"ingest": [], "correlate": [], "notify": []}
+    for eid in ids:
+        if eid in ingested and eid in alerted:
+            hops["ingest"].append(ingested[eid] - stream.sent[eid][0])
+            hops["correlate"].append(alerted[eid] - ingested[eid])
+            hops["notify"].append(first[eid] - alerted[eid])
+    return {hop: percentiles(v) for hop, v in hops.items()}
+
+
+def latencies(stream: Stream, deliveries: list[Any]) -> list[float]:
+    """Publication → the département cell's first delivery holding each completing event."""
+    first = first_deliveries(stream, deliveries)
     return [first[e] - stream.sent[e][0] for e in first]
 
 
 async def run_once(
-    pipeline: Pipeline, rate: float, duration: float, share: float, depts: list[str]
+    pipeline: Pipeline,
+    rate: float,
+    duration: float,
+    share: float,
+    depts: list[str],
+    breakdown: bool = False,
 ) -> dict[str, Any]:
     """One run at ``rate``; figures for the matches it completed."""
     assert pipeline.stack is not None and pipeline.receiver is not None
@@ -231,7 +288,7 @@ async def run_once(
             break
         await asyncio.sleep(0.1)
     lat = latencies(stream, list(pipeline.receiver.deliveries))
-    return {
+    figures: dict[str, Any] = {
         "rate": rate,
         "achieved_rate": round(stream.published / max(stream.seconds, 1e-6), 1),
         "events": stream.published,
@@ -239,6 +296,9 @@ async def run_once(
         "delivered": len(lat),
         **percentiles(lat),
     }
+    if breakdown:
+        figures["hops"] = await stages(pipeline, stream)
+    return figures
 
 
 async def raw_hop(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
@@ -314,7 +374,7 @@ async def bench(ns: argparse.Namespace, log: Console) -> dict[str, Any]:
         try:
             log.print(f"e2e: warm-up, then {ns.rate:g} events/s for {ns.duration:g} s")
             await run_once(pipeline, 50, 2, 0.1, depts)  # first notifications open connections
-            main = await run_once(pipeline, ns.rate, ns.duration, ns.share, depts)
+            main = await run_once(pipeline, ns.rate, ns.duration, ns.share, depts, breakdown=True)
             result["main"] = main
             search: list[dict[str, Any]] = []
             best = None
