@@ -110,6 +110,15 @@ if new then return {1, ver} end
 return {0, ver}
 """
 
+# Take an alert out of a group (resolved by hand); bump the version if it was there.
+_GROUP_REMOVE = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'ver', 1)
+  return 1
+end
+return 0
+"""
+
 # Lease due members of a schedule: score <= now → score = now + lease.
 _CLAIM_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
@@ -253,6 +262,7 @@ class Dispatcher:
         self._group_delete = self.redis.register_script(_GROUP_DELETE)
         self._nflog_claim = self.redis.register_script(_NFLOG_CLAIM)
         self._unschedule = self.redis.register_script(_UNSCHEDULE)
+        self._group_remove = self.redis.register_script(_GROUP_REMOVE)
         self._scripts = [
             self._incident,
             self._group_add,
@@ -260,6 +270,7 @@ class Dispatcher:
             self._group_delete,
             self._nflog_claim,
             self._unschedule,
+            self._group_remove,
         ]
         if self.config.matrix_homeserver and self.secrets.matrix_access_token:
             self._matrix = MatrixSender(
@@ -1042,7 +1053,13 @@ class Dispatcher:
         return inc
 
     async def resolve(self, cell: str, alert_id: str) -> dict[str, Any] | None:
-        """Close the incident by hand (stops escalation); ``None`` if not held by the cell."""
+        """Close the incident by hand; ``None`` if not held by the cell.
+
+        Stops escalation and takes the alert out of its groups: their later
+        notifications (group_interval, repeat_interval) no longer carry it, and a
+        group it leaves empty is dropped. A later firing of the alert is a new
+        incident and joins its groups again.
+        """
         if not await self.holds(cell, alert_id):
             return None
         key = self._ak(alert_id, "incident")
@@ -1057,6 +1074,7 @@ class Dispatcher:
                 },
             )
             await self.redis.hdel(self._firing, alert_id)
+            await self._ungroup(alert_id)
             await self.audit(
                 {
                     "kind": "resolution",
@@ -1067,6 +1085,25 @@ class Dispatcher:
             )
             inc.update(state="resolved", resolved_by=cell)
         return inc
+
+    async def _ungroup(self, alert_id: str) -> None:
+        """Remove the alert from the groups its labels route it to."""
+        raw = await self.redis.get(self._ak(alert_id, "alert"))
+        if raw is None:
+            return
+        labels = Alert.model_validate_json(raw).labels
+        gids = [group_id(route, labels)[0] for route in self.routing.route.match(labels)]
+
+        def remove(p: Any) -> None:
+            for gid in gids:
+                self._eval(
+                    p,
+                    self._group_remove,
+                    [self._gk(gid, "alerts"), self._gk(gid, "meta")],
+                    [alert_id],
+                )
+
+        await self._pipe(remove)
 
     async def list_alerts(self, cell_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """The cell's own alerts (newest first), as the cell may see them."""

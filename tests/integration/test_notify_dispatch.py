@@ -443,3 +443,32 @@ async def test_immediate_groups_flush_from_memory_under_a_lease(
     await env.at(71 + d.config.lease_s)
     assert [("F3", "firing")] in env.got("dept-13") and [("F3", "firing")] in env.got("hq")
     await dead.d.close()
+
+
+async def test_manual_resolve_takes_the_alert_out_of_its_group(env: Env) -> None:
+    d = env.d
+    await env.at(0)
+    await d.ingest_many([alert("M1"), alert("M2"), alert("L", dept="76")])
+    await env.at(10)
+    assert env.got("dept-13") == [[("M1", "firing"), ("M2", "firing")]]
+    assert (await d.resolve("dept-13", "M1"))["state"] == "resolved"
+    await env.at(70)  # the group's content changed: M2 alone
+    assert env.got("dept-13")[-1] == [("M2", "firing")]
+    await env.at(400)  # repeat_interval: M1 never comes back
+    assert [ids for ids in env.got("dept-13") if ("M1", "firing") in ids] == [env.got("dept-13")[0]]
+    # a group left empty is dropped: nothing more is sent for it
+    assert (await d.resolve("dept-76", "L"))["state"] == "resolved"
+    sent = len(env.got("dept-76"))
+    await env.at(460)
+    await env.at(800)
+    assert len(env.got("dept-76")) == sent
+    resolutions = [r for r in env.audit if r["kind"] == "resolution"]
+    assert [(r["alert_id"], r["cell"]) for r in resolutions] == [
+        ("M1", "dept-13"),
+        ("L", "dept-76"),
+    ]
+    # firing again later: a new incident, in its group again
+    await d.ingest(alert("M1"))
+    await env.at(860)
+    last = env.rx.by_cell()["dept-13"][-1].body["alerts"]
+    assert [(a["fingerprint"], a["incident"]) for a in last] == [("M1", 2), ("M2", 1)]
