@@ -30,6 +30,7 @@ from services.correlate.rules.loader import Reloader
 from services.correlate.settings import CorrelateSettings
 from services.correlate.state import RedisState
 from shared.app import Health, create_app, on_stop
+from shared.flow import take_batches
 from shared.kafka import BatchSender, Record
 from shared.models import NormalizedEvent
 from shared.redis import Keys, create_redis
@@ -197,10 +198,7 @@ def build(
 
     @app.agent(events_in, name="correlate")
     async def correlate(stream: faust.StreamT[Any]) -> None:
-        batches = stream.take_events(  # type: ignore[attr-defined]
-            settings.batch_max, within=settings.batch_within_s
-        )
-        async for batch in batches:
+        async for batch in take_batches(stream, settings.batch_max, settings.batch_within_s):
             started = time.perf_counter()
             try:
                 await handle(list(batch))
