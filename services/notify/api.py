@@ -217,7 +217,9 @@ def register(app: faust.App, dispatcher: Dispatcher, token_index: dict[str, str]
         if not header.startswith("Bearer "):
             return None
         digest = hashlib.sha256(header[7:].strip().encode()).hexdigest()
-        return token_index.get(digest)
+        cell = token_index.get(digest)
+        # a cell that a reloaded cells file removed has no API any more
+        return cell if cell is not None and cell in dispatcher.cells else None
 
     def unauthorized(view: View) -> Response:
         return view.json(

@@ -11,8 +11,10 @@ as ``/metrics``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import time
 from typing import Any
 
@@ -23,17 +25,18 @@ from redis.exceptions import RedisError
 
 from services.notify import api
 from services.notify.cells import (
+    Cells,
     EmailChannel,
     MatrixChannel,
-    check_receivers,
+    Secrets,
     default_cells_path,
-    load_cells,
     load_secrets,
 )
 from services.notify.channels.email import SmtpConfig
 from services.notify.dispatch import DeliveryConfig, Dispatcher
 from services.notify.metrics import NotifyMetrics
-from services.notify.route import default_routing_path, load_routing
+from services.notify.reload import ConfigReloader
+from services.notify.route import Routing, default_routing_path
 from services.notify.settings import NotifySettings
 from shared.app import Health, create_app, on_stop
 from shared.kafka import BatchSender
@@ -85,18 +88,30 @@ def delivery_config(settings: NotifySettings, smtp_password: str | None) -> Deli
 def build(
     settings: NotifySettings, registry: CollectorRegistry = REGISTRY
 ) -> tuple[faust.App, Health]:
-    """The notify app. Raises ``ValueError`` (one line) on a bad routing, cells or secrets file."""
-    routing = load_routing(settings.notify_routing_file or default_routing_path())
-    cells = load_cells(settings.notify_cells_file or default_cells_path())
-    check_receivers(routing, cells)
-    secrets = load_secrets(settings.notify_secrets_file, cells)
-    channels = {type(ch) for c in cells.by_id.values() for ch in c.channels}
-    if EmailChannel in channels and not settings.smtp_host:
-        raise ValueError("a cell has an email channel but VIGIE_SMTP_HOST is not set")
-    if MatrixChannel in channels and not (
-        settings.matrix_homeserver and secrets.matrix_access_token
-    ):
-        raise ValueError("a cell has a matrix channel but no VIGIE_MATRIX_HOMESERVER or token")
+    """The notify app. Raises ``ValueError`` (one line) on a bad routing, cells or secrets file.
+
+    The routing and cells files are reloaded when they change (checked every
+    ``VIGIE_NOTIFY_RELOAD_S``) or on SIGHUP; a bad new version is logged and ignored.
+    """
+    secrets_box: list[Secrets] = []
+
+    def check(routing: Routing, cells: Cells) -> None:
+        secrets = load_secrets(settings.notify_secrets_file, cells)
+        channels = {type(ch) for c in cells.by_id.values() for ch in c.channels}
+        if EmailChannel in channels and not settings.smtp_host:
+            raise ValueError("a cell has an email channel but VIGIE_SMTP_HOST is not set")
+        if MatrixChannel in channels and not (
+            settings.matrix_homeserver and secrets.matrix_access_token
+        ):
+            raise ValueError("a cell has a matrix channel but no VIGIE_MATRIX_HOMESERVER or token")
+        secrets_box[:] = [secrets]
+
+    reloader = ConfigReloader(
+        settings.notify_routing_file or default_routing_path(),
+        settings.notify_cells_file or default_cells_path(),
+        check,
+    )
+    routing, cells, secrets = reloader.routing, reloader.cells, secrets_box[0]
 
     app, health = create_app("notify", settings, registry)
     topics = Topics(settings.topic_prefix)
@@ -148,6 +163,22 @@ def build(
     @app.task  # type: ignore[misc,untyped-decorator]
     async def _flusher() -> None:
         await dispatcher.run()
+
+    sighup = asyncio.Event()
+
+    @app.task  # type: ignore[misc,untyped-decorator]
+    async def _watch_config() -> None:
+        # not on the main thread (tests): no SIGHUP, the file watch still works
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, sighup.set)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.notify_reload_s):
+                    await sighup.wait()
+            force = sighup.is_set()
+            sighup.clear()
+            if reloader.maybe_reload(force):
+                dispatcher.apply(reloader.routing, reloader.cells)
 
     def decode(raw: bytes) -> Alert | None:
         try:

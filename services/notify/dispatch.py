@@ -277,6 +277,16 @@ class Dispatcher:
                 self.config.matrix_homeserver, self.secrets.matrix_access_token
             )
 
+    def apply(self, routing: Routing, cells: Cells) -> None:
+        """Use a new routing and cells pair (hot reload) for everything from now on.
+
+        Groups of a route the new routing no longer has are dropped at their next
+        flush; flushes in flight finish with the pair they started with.
+        """
+        self.routing, self.cells = routing, cells
+        self.routes = routing.by_id()
+        self._silence_cache.clear()
+
     # keys ---------------------------------------------------------------
     def _gk(self, gid: str, *parts: str) -> str:
         return self.keys.tagged(f"g:{gid}", *parts)

@@ -43,6 +43,8 @@ class NotifySettings(Settings):
     #: At most this many alerts per batch (one Redis round trip per step for the
     #: batch); a batch is what arrived while the previous one was being recorded.
     notify_batch_max: Annotated[int, Field(ge=1, le=10000)] = 256
+    #: How often the routing and cells files are checked for a change (seconds).
+    notify_reload_s: Annotated[float, Field(gt=0)] = 5.0
     #: How long the notification log remembers a delivery (seconds).
     nflog_ttl_s: Annotated[int, Field(ge=60)] = 7 * 86400
     #: SMTP for the e-mail channel (required when a cell has an e-mail channel).

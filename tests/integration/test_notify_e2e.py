@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -218,3 +219,19 @@ async def test_notify_worker_end_to_end(
     kinds = {r["kind"] for r in audit}
     assert {"delivery", "acknowledgement", "silence"} <= kinds
     assert any(r.get("outcome") == "retrying" and r["receiver"] == "dept-76" for r in audit)
+
+    # 5. hot reload on SIGHUP: a bad routing file is refused (the old one stays),
+    #    a good one is taken: dept-13's alerts now go to dept-76
+    proc = p.services["notify"]
+    assert proc.proc is not None
+    routing.write_text(ROUTING.replace("receivers:", "receivers: [unclosed"))
+    proc.proc.send_signal(signal.SIGHUP)
+    assert await wait_for(lambda: "configuration rejected" in proc.log_path.read_text(), 20)
+    await produce(boot, topic, [json.dumps(alert(301)).encode()])  # department 13
+    assert await wait_for(lambda: "al00301" in received(p).get("dept-13", []), 20)
+    routing.write_text(ROUTING.replace("receiver: dept-13", "receiver: dept-76"))
+    proc.proc.send_signal(signal.SIGHUP)
+    assert await wait_for(lambda: "configuration reloaded" in proc.log_path.read_text(), 20)
+    await produce(boot, topic, [json.dumps(alert(303)).encode()])  # department 13
+    assert await wait_for(lambda: "al00303" in received(p).get("dept-76", []), 20)
+    assert "al00303" not in received(p).get("dept-13", [])
