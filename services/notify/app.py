@@ -275,11 +275,11 @@ def build(
                 pending.clear()
                 arrived.clear()
                 room.set()
-                try:
-                    await handle([e.value for e in batch])
-                finally:
-                    for event in batch:
-                        await manual.ack(event)
+                # handle() never raises but when cancelled (stopping): then the
+                # batch is not acked, and is read again after the restart
+                await handle([e.value for e in batch])
+                for event in batch:
+                    await manual.ack(event)
 
         task = asyncio.create_task(batcher())
         try:
