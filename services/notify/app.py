@@ -39,7 +39,7 @@ from services.notify.reload import ConfigReloader
 from services.notify.route import Routing, default_routing_path
 from services.notify.settings import NotifySettings
 from shared.app import Health, create_app, on_stop
-from shared.kafka import BatchSender
+from shared.kafka import BatchSender, Record
 from shared.models import Alert
 from shared.redis import Keys, create_redis
 from shared.retry import retry
@@ -130,15 +130,35 @@ def build(
         await dlq_out.send(value=json.dumps(record, default=str).encode())
 
     sender = BatchSender(app)
+    audit_buffer: list[Record] = []
+    audit_ready = asyncio.Event()
 
     async def audit_many(records: list[dict[str, Any]]) -> None:
-        # One produce per flush batch, delivery awaited (Faust's per-message send
-        # machinery costs more than the record itself here).
+        # Buffered, published by _audit_writer: one produce for whatever piled up
+        # while the previous one was on its way (flush batches are small when
+        # alerts are few; Faust's per-message send costs more than a record here).
         at = int(time.time() * 1000)
-        await sender.send(
-            topics.notifications,
-            [(None, json.dumps({"at_ms": at, **r}, default=str).encode(), None) for r in records],
+        audit_buffer.extend(
+            (None, json.dumps({"at_ms": at, **r}, default=str).encode(), None) for r in records
         )
+        audit_ready.set()
+
+    async def write_audit() -> None:
+        records = audit_buffer[:]
+        audit_buffer.clear()
+        audit_ready.clear()
+        if records:
+            await sender.send(topics.notifications, records)
+
+    @app.task  # type: ignore[misc,untyped-decorator]
+    async def _audit_writer() -> None:
+        while True:
+            await audit_ready.wait()
+            try:
+                await write_audit()
+            except Exception:  # the producer already retried
+                log.exception("audit records not written")
+                await asyncio.sleep(1.0)
 
     dispatcher = Dispatcher(
         redis,
@@ -156,6 +176,8 @@ def build(
 
     async def _close() -> None:
         await dispatcher.close()
+        with contextlib.suppress(Exception):  # what the last flushes audited
+            await write_audit()
         await redis.aclose()
 
     on_stop(app, _close)
