@@ -313,9 +313,25 @@ class Engine:
             return kinds.proximity(rule, cur, seen)
         return kinds.overlap(rule, cur, seen)
 
-    def _alert(self, p: _Planned, m: kinds.Match, now: int) -> tuple[Alert, Claim]:
-        rule, event = p.rule, p.event
+    def _claim(self, p: _Planned, m: kinds.Match) -> Claim:
+        """The claim of a match: its alert id (a fingerprint of rule, group and
+        anchor) as the "fired" key, and the group's suppression key."""
+        rule = p.rule
         alert_id = fingerprint(rule.id, p.group, m.anchor)
+        ttl = rule.window + self.lateness_ms
+        gid = _tag(rule.id, p.group)[:8]
+        return Claim(
+            self.keys.tagged(p.tag, "f", alert_id),
+            self.keys.tagged(p.tag, gid, "s"),
+            p.op.obs.t,
+            rule.suppress or 0,
+            max(ttl, rule.suppress or 0),
+            alert_id,
+        )
+
+    def _alert(self, p: _Planned, m: kinds.Match, alert_id: str, now: int, version: str) -> Alert:
+        """The alert of a claimed match (built only once it is claimed)."""
+        rule, event = p.rule, p.event
         agencies = sorted({o.agency for o in m.evidence})
         labels = {
             **rule.labels,
@@ -337,7 +353,7 @@ class Engine:
             else Handling.RESTRICTED
         )
         types = ", ".join(sorted({o.type for o in m.evidence}))
-        alert = Alert(
+        return Alert(
             alert_id=alert_id,
             rule=rule.id,
             severity=rule.severity,
@@ -360,21 +376,11 @@ class Engine:
                 for o in m.evidence
             ],
             handling=handling,
-            rules_version=self.rules.version,
+            rules_version=version,
             event_time_lag_ms=max(0, now - event_ms(event.occurred_at)),
             trigger_published_ms=event.published_ms,
             emitted_ms=now,
         )
-        ttl = rule.window + self.lateness_ms
-        gid = _tag(rule.id, p.group)[:8]
-        claim = Claim(
-            self.keys.tagged(p.tag, "f", alert_id),
-            self.keys.tagged(p.tag, gid, "s"),
-            p.op.obs.t,
-            rule.suppress or 0,
-            max(ttl, rule.suppress or 0),
-        )
-        return alert, claim
 
     async def process(self, events: list[NormalizedEvent]) -> Outcome:
         """Correlate ``events`` (in order); see the module docstring."""
@@ -388,19 +394,25 @@ class Engine:
             self.watermark = max(self.watermark, t)
             planned += self.plan(event)
         outcome.ops = len(planned)
-        now = self.clock()
-        found: dict[int, list[tuple[Alert, Claim]]] = {}
+        now, version = self.clock(), self.rules.version
+        found: dict[int, list[tuple[kinds.Match, Claim]]] = {}
 
         def decide(i: int, seen: list[Obs]) -> None:
             # runs as each op's answer arrives, while Redis works on the next ops
             p = planned[i]
+            if len(seen) == 1 and seen[0] is p.op.obs:
+                return  # only the event itself: no kind matches a single event
             matches = self._matches(p, seen)
             if matches:
-                found[i] = [self._alert(p, m, now) for m in matches]
+                found[i] = [(m, self._claim(p, m)) for m in matches]
 
         await self.state.apply([p.op for p in planned], decide)
-        candidates = [c for i in sorted(found) for c in found[i]]
+        candidates = [(planned[i], m, c) for i in sorted(found) for m, c in found[i]]
         if candidates:
-            fired = await self.state.claim([c for _, c in candidates])
-            outcome.alerts = [ac for ac, ok in zip(candidates, fired, strict=True) if ok]
+            fired = await self.state.claim([c for _, _, c in candidates])
+            outcome.alerts = [
+                (self._alert(p, m, c.alert_id, now, version), c)
+                for (p, m, c), ok in zip(candidates, fired, strict=True)
+                if ok
+            ]
         return outcome

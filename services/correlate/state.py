@@ -251,6 +251,7 @@ class Claim:
     t: int
     suppress_ms: int
     ttl_ms: int
+    alert_id: str = ""
 
 
 #: Called with (op index, observations read back) as each op's answer arrives.
