@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -51,12 +51,16 @@ class Server:
             writer.close()
 
 
+Answer = Callable[[bytes], bytes | None]
+Serve = Callable[[Answer], Awaitable["Server"]]
+
+
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Callable[[bytes], bytes | None]], Server]]:
+async def serve() -> AsyncIterator[Serve]:
     servers: list[asyncio.Server] = []
     tasks: set[asyncio.Task[None]] = set()
 
-    async def start(answer: Callable[[bytes], bytes | None]) -> Server:
+    async def start(answer: Answer) -> Server:
         s = Server(answer)
 
         async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -70,7 +74,7 @@ async def serve() -> AsyncIterator[Callable[[Callable[[bytes], bytes | None]], S
         servers.append(srv)
         return s
 
-    yield start  # type: ignore[misc]
+    yield start
     for srv in servers:
         srv.close()
     for t in tasks:
@@ -80,8 +84,8 @@ async def serve() -> AsyncIterator[Callable[[Callable[[bytes], bytes | None]], S
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-async def test_keep_alive_reuses_one_connection(serve: Callable[..., object]) -> None:
-    s = await serve(lambda _h: OK)  # type: ignore[operator]
+async def test_keep_alive_reuses_one_connection(serve: Serve) -> None:
+    s = await serve(lambda _h: OK)
     pool = HttpPool()
     url = f"http://127.0.0.1:{s.port}/cells/dept-13?x=1"
     for i in range(5):
@@ -104,8 +108,8 @@ async def test_keep_alive_reuses_one_connection(serve: Callable[..., object]) ->
         b"HTTP/1.1 204 No Content\r\n\r\n",
     ],
 )
-async def test_framings_keep_the_connection(serve: Callable[..., object], answer: bytes) -> None:
-    s = await serve(lambda _h: answer)  # type: ignore[operator]
+async def test_framings_keep_the_connection(serve: Serve, answer: bytes) -> None:
+    s = await serve(lambda _h: answer)
     pool = HttpPool()
     url = f"http://127.0.0.1:{s.port}/"
     for _ in range(3):
@@ -114,7 +118,7 @@ async def test_framings_keep_the_connection(serve: Callable[..., object], answer
     await pool.close()
 
 
-async def test_close_delimited_and_connection_close(serve: Callable[..., object]) -> None:
+async def test_close_delimited_and_connection_close(serve: Serve) -> None:
     answers = iter(
         [
             b"HTTP/1.0 200 OK\r\n\r\nbody until close",
@@ -122,7 +126,7 @@ async def test_close_delimited_and_connection_close(serve: Callable[..., object]
             OK,
         ]
     )
-    s = await serve(lambda _h: next(answers))  # type: ignore[operator]
+    s = await serve(lambda _h: next(answers))
     s.close_after = True
     pool = HttpPool()
     url = f"http://127.0.0.1:{s.port}/"
@@ -132,9 +136,9 @@ async def test_close_delimited_and_connection_close(serve: Callable[..., object]
 
 
 async def test_idle_connection_closed_by_the_server_is_retried_once(
-    serve: Callable[..., object],
+    serve: Serve,
 ) -> None:
-    s = await serve(lambda _h: OK)  # type: ignore[operator]
+    s = await serve(lambda _h: OK)
     s.close_after = True  # closes after each answer, without saying so
     pool = HttpPool()
     url = f"http://127.0.0.1:{s.port}/"
@@ -144,20 +148,20 @@ async def test_idle_connection_closed_by_the_server_is_retried_once(
     await pool.close()
 
 
-async def test_errors(serve: Callable[..., object]) -> None:
+async def test_errors(serve: Serve) -> None:
     pool = HttpPool()
-    hang = await serve(lambda _h: b"")  # type: ignore[operator]
+    hang = await serve(lambda _h: b"")
     with pytest.raises(TimeoutError):
         await pool.post(f"http://127.0.0.1:{hang.port}/", b"{}", {}, 0.2)
-    garbage = await serve(lambda _h: b"SSH-2.0-OpenSSH\r\n\r\n")  # type: ignore[operator]
+    garbage = await serve(lambda _h: b"SSH-2.0-OpenSSH\r\n\r\n")
     with pytest.raises(HttpProtocolError):
         await pool.post(f"http://127.0.0.1:{garbage.port}/", b"{}", {}, 5)
-    gone = await serve(lambda _h: None)  # type: ignore[operator]
+    gone = await serve(lambda _h: None)
     with pytest.raises(ConnectionError):
         await pool.post(f"http://127.0.0.1:{gone.port}/", b"{}", {}, 5)
     with pytest.raises(ValueError):
         await pool.post("ftp://127.0.0.1/x", b"{}", {}, 5)
-    redirect = await serve(  # type: ignore[operator]
+    redirect = await serve(
         lambda _h: b"HTTP/1.1 307 Moved\r\nLocation: http://elsewhere/\r\nContent-Length: 0\r\n\r\n"
     )
     assert await pool.post(f"http://127.0.0.1:{redirect.port}/", b"{}", {}, 5) == 307
@@ -165,8 +169,8 @@ async def test_errors(serve: Callable[..., object]) -> None:
     await pool.close()
 
 
-async def test_user_info_becomes_basic_auth(serve: Callable[..., object]) -> None:
-    s = await serve(lambda _h: OK)  # type: ignore[operator]
+async def test_user_info_becomes_basic_auth(serve: Serve) -> None:
+    s = await serve(lambda _h: OK)
     pool = HttpPool()
     assert await pool.post(f"http://u%40x:p%3Aw@127.0.0.1:{s.port}/h", b"{}", {}, 5) == 200
     token = base64.b64encode(b"u@x:p:w")
