@@ -23,12 +23,13 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import faust
 import mode
 from aiokafka.client import AIOKafkaClient
-from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.sensors.monitor import Monitor
+from faust.sensors.prometheus import PrometheusMonitor, setup_prometheus_sensors
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, Gauge
@@ -66,6 +67,50 @@ def _patch_fetch_wait() -> None:
 
     thread_cls._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
     setattr(thread_cls, "_vigie_patched", True)  # noqa: B010
+
+
+class _PrometheusMonitor(PrometheusMonitor):  # type: ignore[misc]
+    """Faust's Prometheus monitor, with its per-message label lookups cached.
+
+    The same metrics, the same values; Faust's own class looks up labelled
+    children (and normalises the stream's label with regular expressions) for
+    every message and every event.
+    """
+
+    def __init__(self, metrics: Any, **kwargs: Any) -> None:
+        super().__init__(metrics, **kwargs)
+        self._by_topic: dict[str, Any] = {}
+        self._by_tp: dict[Any, Any] = {}
+        self._by_stream: dict[int, Any] = {}
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        Monitor.on_message_in(self, tp, offset, message)
+        m = self._metrics
+        m.messages_received.inc()
+        m.active_messages.inc()
+        topic = self._by_topic.get(tp.topic)
+        if topic is None:
+            topic = self._by_topic[tp.topic] = m.messages_received_per_topics.labels(topic=tp.topic)
+        topic.inc()
+        part = self._by_tp.get(tp)
+        if part is None:
+            part = self._by_tp[tp] = m.messages_received_per_topics_partition.labels(
+                topic=tp.topic, partition=tp.partition
+            )
+        part.set(offset)
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
+        state = Monitor.on_stream_event_in(self, tp, offset, stream, event)
+        m = self._metrics
+        m.total_events.inc()
+        m.total_active_events.inc()
+        child = self._by_stream.get(id(stream))
+        if child is None:
+            child = self._by_stream[id(stream)] = m.total_events_per_stream.labels(
+                stream=f"stream.{self._stream_label(stream)}.events"
+            )
+        child.inc()
+        return state
 
 
 class Health:
@@ -206,6 +251,7 @@ def create_app(
     setup_prometheus_sensors(
         app, pattern="/metrics", registry=registry, name_prefix=f"vigie_{service}_faust"
     )
+    app.monitor = _PrometheusMonitor(metrics=cast(Any, app.monitor)._metrics)
     health = Health(app, settings.bootstrap_servers, registry=registry)
 
     @app.page("/livez")
