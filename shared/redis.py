@@ -8,7 +8,9 @@ Do not share one client between event loops (Faust's web thread has its own).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -29,8 +31,30 @@ def redact_url(url: str) -> str:
     return url
 
 
+class _Connection(aioredis.Connection):
+    """redis-py's TCP connection, with commands packed by hiredis (C) instead of Python.
+
+    Same bytes on the wire (arguments go through the connection's encoder
+    first, so types it refuses still raise ``DataError``); a few µs less per
+    command, which matters for the services' pipelines of hundreds of commands.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if isinstance(first, str):
+            args = (*first.encode().split(), *args[1:])
+        elif b" " in first:
+            args = (*first.split(), *args[1:])
+        encode = self.encoder.encode
+        packed: bytes = hiredis.pack_command(tuple(encode(a) for a in args))  # type: ignore[no-untyped-call]
+        return [packed]
+
+
 def create_redis(url: str, pool_size: int = 32, timeout: float = 5.0) -> aioredis.Redis:
-    """A client on a blocking pool, retrying transient connection errors with backoff."""
+    """A client on a blocking pool, retrying transient connection errors with backoff.
+
+    Plain TCP URLs use :class:`_Connection` (hiredis packing); TLS and Unix
+    socket URLs keep redis-py's own connection classes."""
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=pool_size,
@@ -41,6 +65,8 @@ def create_redis(url: str, pool_size: int = 32, timeout: float = 5.0) -> aioredi
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    if pool.connection_class is aioredis.Connection:
+        pool.connection_class = _Connection
     return aioredis.Redis(connection_pool=pool)
 
 
