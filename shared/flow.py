@@ -161,7 +161,8 @@ async def take_batches(
     batch does not fill, so at low rates every event waits the whole window
     (and an idle worker wakes up every ``within``), and it stops buffering
     while a batch is processed. Here a batch is yielded ``linger`` seconds
-    after its first event arrived (0: at once), holding at most ``max_``
+    after its first event arrived (0: at once; and at once too when it holds
+    one event and the previous batch held one: low load), holding at most ``max_``
     events (beyond, the stream waits); while a batch is processed, the next
     one keeps filling. So a lone event waits at most
     ``linger``, an idle stream costs nothing, and under load a batch is what
@@ -192,6 +193,7 @@ async def take_batches(
             await s.wait(room)  # never more than max_ in a batch
         return value
 
+    last = 0  # size of the previous batch
     enable_acks = s.enable_acks
     s.enable_acks = False  # acked here, once processed
     s.add_processor(add_to_buffer)
@@ -204,10 +206,13 @@ async def take_batches(
                 ready.clear()
                 await s.wait_for_stopped(ready)
                 continue
-            if linger > 0 and len(buf[0]) < max_:
-                # a plain sleep: cheap, and cancelled with the agent on stop
+            if linger > 0 and len(buf[0]) < max_ and (last > 1 or len(buf[0]) > 1):
+                # Under load, let the batch grow (a plain sleep: cheap, and
+                # cancelled with the agent on stop). A lone event after a lone
+                # event (low load) goes at once.
                 await asyncio.sleep(linger)
             batch, buf[0] = buf[0], []
+            last = len(batch)
             ready.clear()
             room.set()
             try:

@@ -22,7 +22,7 @@ class CorrelateSettings(Settings):
     batch_max: Annotated[int, Field(ge=1, le=10_000)] = 1000
     #: How long (seconds) a batch lingers for more events after its first
     #: (0: at once; a batch is otherwise what arrived during the previous one).
-    batch_within_s: Annotated[float, Field(ge=0, le=5)] = 0.002
+    batch_within_s: Annotated[float, Field(ge=0, le=5)] = 0.005
     #: Attempts on a Redis error before a batch is dead-lettered.
     redis_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     #: ``batched`` (production); ``naive`` (one Redis round trip per rule and event)
