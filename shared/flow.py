@@ -161,8 +161,8 @@ async def take_batches(
     batch does not fill, so at low rates every event waits the whole window
     (and an idle worker wakes up every ``within``), and it stops buffering
     while a batch is processed. Here a batch is yielded ``linger`` seconds
-    after its first event arrived (0: at once; and at once too when it holds
-    one event and the previous batch held one: low load), holding at most ``max_``
+    after its first event arrived (0: at once; at once too when the stream had
+    been empty for longer than ``linger``: low load), holding at most ``max_``
     events (beyond, the stream waits); while a batch is processed, the next
     one keeps filling. So a lone event waits at most
     ``linger``, an idle stream costs nothing, and under load a batch is what
@@ -193,26 +193,29 @@ async def take_batches(
             await s.wait(room)  # never more than max_ in a batch
         return value
 
-    last = 0  # size of the previous batch
     enable_acks = s.enable_acks
     s.enable_acks = False  # acked here, once processed
     s.add_processor(add_to_buffer)
     s._enable_passive(cast(Any, aiter(s.channel)))
     try:
+        loop = asyncio.get_running_loop()
+        idle = float("inf")  # how long the stream was empty before this batch
         while not s.should_stop:
             if not buf[0]:
-                # idle: wait for the first event (mode's stop-aware wait is
-                # costly, so only when there is nothing to take)
+                # nothing to take: wait for the first event (mode's stop-aware
+                # wait is costly, so only when the buffer is empty)
                 ready.clear()
+                started = loop.time()
                 await s.wait_for_stopped(ready)
+                idle = loop.time() - started
                 continue
-            if linger > 0 and len(buf[0]) < max_ and (last > 1 or len(buf[0]) > 1):
+            if linger > 0 and len(buf[0]) < max_ and idle < linger:
                 # Under load, let the batch grow (a plain sleep: cheap, and
-                # cancelled with the agent on stop). A lone event after a lone
-                # event (low load) goes at once.
+                # cancelled with the agent on stop). After a quiet spell
+                # longer than the linger, the event goes at once.
                 await asyncio.sleep(linger)
             batch, buf[0] = buf[0], []
-            last = len(batch)
+            idle = 0.0
             ready.clear()
             room.set()
             try:
