@@ -66,9 +66,6 @@ class GroupFlusher(Generic[W]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
-        #: Groups flushed and events released (for tests and metrics).
-        self.flushes = 0
-        self.released = 0
 
     @property
     def held(self) -> int:
@@ -132,7 +129,6 @@ class GroupFlusher(Generic[W]):
                     log.exception("%s failed: acks held, events will be redelivered", self.name)
                 n = sum(len(events) for events, _ in group)
                 self._release([ev for events, _ in group for ev in events], ok)
-                self.flushes += 1
                 self._held -= n
                 self._room.set()
             self._idle.set()
@@ -147,7 +143,6 @@ class GroupFlusher(Generic[W]):
             if msg.tp in assigned:
                 if msg.ack(consumer):
                     on_out(msg.tp, msg.offset, msg)
-                    self.released += 1
             else:
                 msg.decref()  # not acked: read again by whoever owns the partition
 

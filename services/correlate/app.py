@@ -32,6 +32,7 @@ from services.correlate.state import RedisState
 from shared.app import Health, create_app, on_stop
 from shared.flow import take_batches
 from shared.kafka import BatchSender, Record
+from shared.metrics import children
 from shared.models import NormalizedEvent
 from shared.redis import Keys, create_redis
 from shared.retry import retry
@@ -117,13 +118,7 @@ def build(
         ]
         await sender.send(topics.events_dlq, records)
 
-    alert_counters: dict[tuple[str, str], Any] = {}
-
-    def count_alert(rule: str, severity: str) -> None:
-        counter = alert_counters.get((rule, severity))
-        if counter is None:
-            counter = alert_counters[(rule, severity)] = metrics.alerts.labels(rule, severity)
-        counter.inc()
+    alert_counter = children(metrics.alerts)
 
     async def correlate_batch(batch: list[Any]) -> None:
         decoded: list[NormalizedEvent] = []
@@ -189,7 +184,7 @@ def build(
                 await state.release([claim for _, claim in outcome.alerts])
                 raise
             for alert, _ in outcome.alerts:
-                count_alert(alert.rule, alert.severity.value)
+                alert_counter(alert.rule, alert.severity.value).inc()
 
     async def nothing(batch: list[Any]) -> None:
         """``noop`` mode, the benchmark's ceiling: same consumer and batching, no work."""

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import faust
-from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from services.ingest.dedup import Deduplicator, Seen
 from services.ingest.metrics import IngestMetrics
@@ -39,6 +39,7 @@ from services.ingest.validate import Rejection
 from shared.app import Health, create_app, on_stop
 from shared.flow import GroupFlusher, take_batches
 from shared.kafka import BatchSender, Record
+from shared.metrics import children
 from shared.redis import Keys, create_redis
 from shared.retry import retry
 from shared.topics import Topics
@@ -74,20 +75,6 @@ class _Decided(NamedTuple):
     refused: list[tuple[str, Refused]]
 
 
-class _Children:
-    """A labelled counter's children by label value, looked up once each."""
-
-    def __init__(self, counter: Counter) -> None:
-        self._counter = counter
-        self._children: dict[str, Any] = {}
-
-    def __getitem__(self, label: str) -> Any:
-        child = self._children.get(label)
-        if child is None:
-            child = self._children[label] = self._counter.labels(label)
-        return child
-
-
 def build(
     settings: IngestSettings, registry: CollectorRegistry = REGISTRY
 ) -> tuple[faust.App, Health]:
@@ -113,9 +100,10 @@ def build(
     attempts = settings.retries
 
     sender = BatchSender(app)
-    consumed = _Children(metrics.consumed)
-    published = _Children(metrics.published)
-    duplicates = _Children(metrics.duplicates)
+    consumed = children(metrics.consumed)
+    published = children(metrics.published)
+    duplicates = children(metrics.duplicates)
+    rejected = children(metrics.rejected)
 
     async def dead_letter(refused: list[tuple[str, Refused]]) -> None:
         """Send the batch's dead-letter records (one produce batch), count and log them."""
@@ -139,7 +127,7 @@ def build(
                     },
                 )
         for label, r in refused:
-            metrics.rejected.labels(label, r.reason).inc()
+            rejected(label, r.reason).inc()
             log.info(
                 "rejected",
                 extra={
@@ -166,7 +154,7 @@ def build(
             started = time.perf_counter()
             agency = topics.agency_of(msg.topic)
             label = agency or "unknown"
-            consumed[label].inc()
+            consumed(label).inc()
             ts = int(msg.timestamp * 1000) if msg.timestamp else None
             source = Source(msg.topic, msg.partition, msg.offset, ts, agency)
             headers = _headers(msg)
@@ -208,7 +196,7 @@ def build(
             fresh = []
             for out, seen in zip(accepted, verdicts, strict=True):
                 if seen is Seen.DUPLICATE:
-                    duplicates[out.label].inc()
+                    duplicates(out.label).inc()
                 else:
                     fresh.append(out)
             records: list[Record] = [(o.key, o.body, None) for o in fresh]
@@ -218,7 +206,7 @@ def build(
                 refused += internal(fresh, f"publish failed: {type(exc).__name__}")
             else:
                 for out in fresh:
-                    published[out.label].inc()
+                    published(out.label).inc()
         await dead_letter(refused)
 
     flusher = GroupFlusher(app, flush, max_pending=settings.max_pending, name="ingest-flush")

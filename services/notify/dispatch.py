@@ -52,6 +52,7 @@ from services.notify.metrics import NotifyMetrics
 from services.notify.redact import POINTER_LABELS, cleared, view
 from services.notify.route import Route, Routing
 from services.notify.silence import Silence, SilenceStore, silenced
+from shared.metrics import children
 from shared.models import Alert
 from shared.redis import Keys
 
@@ -250,7 +251,7 @@ class Dispatcher:
     _firing_cache: _Cache = field(default_factory=_Cache)
     _silence_cache: dict[str, _Cache] = field(default_factory=dict)
     _matrix: MatrixSender | None = None
-    _children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict)
+    _children: dict[int, Any] = field(default_factory=dict)
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -534,11 +535,10 @@ class Dispatcher:
 
     def _counter(self, metric: Any, *labels: str) -> Any:
         """A labelled child of ``metric``, looked up once (``.labels()`` is not free)."""
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        lookup = self._children.get(id(metric))
+        if lookup is None:
+            lookup = self._children[id(metric)] = children(metric)
+        return lookup(*labels)
 
     def _members(
         self,
