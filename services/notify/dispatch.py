@@ -50,6 +50,14 @@ from services.notify.group import Member, content_state, finished, group_id, to_
 from services.notify.inhibit import inhibited
 from services.notify.metrics import NotifyMetrics
 from services.notify.redact import POINTER_LABELS, cleared, view
+from services.notify.resp import (
+    Batch,
+    Pipelines,
+    PoolPipelines,
+    pairs,
+    pipelines_for,
+    values,
+)
 from services.notify.route import Route, Routing
 from services.notify.silence import Silence, SilenceStore, silenced
 from shared.metrics import children
@@ -253,9 +261,13 @@ class Dispatcher:
     _matrix: MatrixSender | None = None
     _children: dict[int, Any] = field(default_factory=dict)
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    #: How pipelines reach Redis; default: :func:`~services.notify.resp.pipelines_for`.
+    pipes: Pipelines | PoolPipelines | None = None
 
     def __post_init__(self) -> None:
         self.silences = SilenceStore(self.redis, self.keys)
+        if self.pipes is None:
+            self.pipes = pipelines_for(self.redis)
         self.routes = self.routing.by_id()
         self._incident = self.redis.register_script(_INCIDENT)
         self._group_add = self.redis.register_script(_GROUP_ADD)
@@ -316,6 +328,8 @@ class Dispatcher:
             _, pending = await asyncio.wait(set(self._inflight), timeout=self.config.timeout_s)
             for task in pending:
                 task.cancel()  # their leases bring the groups back
+        if self.pipes is not None:
+            await self.pipes.aclose()
         if self._http is not None:
             await self._http.close()
         if self._matrix is not None:
@@ -381,7 +395,7 @@ class Dispatcher:
         }
         resolved = [aid for aid, a in last.items() if a.status != "firing"]
 
-        def incidents(p: Any) -> None:
+        def incidents(p: Batch) -> None:
             for alert, doc in zip(alerts, docs, strict=True):
                 self._eval(
                     p,
@@ -390,14 +404,14 @@ class Dispatcher:
                     [alert.status, doc, now, ttl],
                 )
             if firing:
-                p.hset(self._firing, mapping=firing)
+                p.hset(self._firing, firing)
             if resolved:
                 p.hdel(self._firing, *resolved)
 
         seqs = [int(x) for x in (await self._pipe(incidents))[: len(alerts)]]
         groups: list[tuple[Route, str, str, Alert, int]] = []
 
-        def group_adds(p: Any) -> None:
+        def group_adds(p: Batch) -> None:
             groups.clear()
             for alert, doc, seq in zip(alerts, docs, seqs, strict=True):
                 # the alert's JSON as pydantic wrote it: deterministic for a redelivery
@@ -442,7 +456,7 @@ class Dispatcher:
                 del ready[gid]
         plan = await self._plan(list(ready.values())) if ready else None
 
-        def schedule(p: Any) -> None:
+        def schedule(p: Batch) -> None:
             if fresh:
                 p.zadd(self._sched, fresh)
             if known:
@@ -458,28 +472,30 @@ class Dispatcher:
             self.wake.set()
         return len(groups), [(g, until) for g in ready.values()]
 
-    def _eval(self, p: Any, script: Any, keys: list[str], args: list[Any]) -> None:
+    def _eval(self, p: Batch, script: Any, keys: list[str], args: list[Any]) -> None:
         """Queue a script by its SHA (see :meth:`_pipe`)."""
-        p.evalsha(script.sha, len(keys), *keys, *args)
+        p.evalsha(script.sha, keys, args)
 
-    async def _pipe(self, fill: Callable[[Any], None]) -> list[Any]:
-        """Run a pipeline filled by ``fill`` in one round trip.
+    async def _pipe(self, fill: Callable[[Batch], None]) -> list[Any]:
+        """Run a pipeline filled by ``fill`` in one round trip; raw replies
+        (bytes, integers, lists: see :mod:`services.notify.resp`).
 
         Scripts go by SHA without redis-py's ``SCRIPT EXISTS`` round trip per
         pipeline; when Redis lost them (restarted without persistence, ``SCRIPT
         FLUSH``) they are loaded and the pipeline runs again: every pipeline
-        given here is safe to run twice.
+        given here is safe to run twice (a lost connection retries it too).
         """
         for attempt in range(2):
-            async with self.redis.pipeline(transaction=False) as p:
-                fill(p)
-                if not len(p):
-                    return []
-                try:
-                    return list(await p.execute())
-                except NoScriptError:
-                    if attempt:
-                        raise
+            batch = Batch()
+            fill(batch)
+            if not batch:
+                return []
+            try:
+                assert self.pipes is not None  # set at init
+                return await self.pipes.execute(batch)
+            except NoScriptError:
+                if attempt:
+                    raise
             for script in self._scripts:
                 await self.redis.script_load(script.script)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -561,10 +577,11 @@ class Dispatcher:
         return members
 
     @staticmethod
-    def _decode(alerts_raw: dict[Any, Any]) -> list[tuple[Alert, int]]:
-        """A group's members as stored, sorted by alert id (unreadable ones skipped)."""
+    def _decode(values: list[Any]) -> list[tuple[Alert, int]]:
+        """A group's members as stored (the values of its hash), sorted by alert
+        id (unreadable ones skipped)."""
         out: list[tuple[Alert, int]] = []
-        for raw in alerts_raw.values():
+        for raw in values:
             try:
                 d = json.loads(raw)
                 out.append((Alert.model_validate(d["alert"]), int(d["incident"])))
@@ -575,13 +592,15 @@ class Dispatcher:
 
     async def _flush_batch(self, gids: list[str], lease: float) -> None:
         """Read the leased groups (one round trip) and flush them."""
-        async with self.redis.pipeline(transaction=False) as p:
+
+        def read(p: Batch) -> None:
             for gid in gids:
                 p.hgetall(self._gk(gid, "meta"))
                 p.hgetall(self._gk(gid, "alerts"))
-            raw = await p.execute()
+
+        raw = await self._pipe(read)
         groups = [
-            _Group(gid, _hash(raw[2 * i]), self._decode(raw[2 * i + 1]))
+            _Group(gid, pairs(raw[2 * i]), self._decode(values(raw[2 * i + 1])))
             for i, gid in enumerate(gids)
         ]
         await self._flush_groups(groups, lease)
@@ -635,7 +654,7 @@ class Dispatcher:
             plan.jobs.append(_Job(g.gid, route, cell, n, state, chosen, members, ver))
         return plan
 
-    def _claim_into(self, p: Any, plan: _Plan) -> None:
+    def _claim_into(self, p: Batch, plan: _Plan) -> None:
         """Queue the notification log claims of ``plan`` (one per job and channel)."""
         plan.claims.clear()
         for job in plan.jobs:
@@ -692,14 +711,15 @@ class Dispatcher:
                 drops.append((job.gid, job.ver, now + job.route.group_interval))
             else:
                 reschedule[job.gid] = now + job.route.group_interval
-        if writes or held or timers or reschedule:
-            async with self.redis.pipeline(transaction=False) as p:
-                for key, value, ex in writes:
-                    p.set(key, value, ex=ex)
-                self._hold_into(p, held, timers)
-                if reschedule:
-                    p.zadd(self._sched, reschedule)
-                await p.execute()
+
+        def marks(p: Batch) -> None:
+            for key, value, ex in writes:
+                p.set(key, value, ex=ex)
+            self._hold_into(p, held, timers)
+            if reschedule:
+                p.zadd(self._sched, reschedule)
+
+        await self._pipe(marks)
         await self._emit(records)
         if drops:
             await self._drop(drops, lease)
@@ -721,7 +741,7 @@ class Dispatcher:
         """Delete finished groups (unless an alert arrived: version changed) and
         unschedule them (unless someone rescheduled them since)."""
 
-        def delete(p: Any) -> None:
+        def delete(p: Batch) -> None:
             for gid, ver, _ in drops:
                 if ver is None:
                     p.delete(self._gk(gid, "meta"), self._gk(gid, "alerts"))
@@ -735,7 +755,7 @@ class Dispatcher:
 
         deleted = await self._pipe(delete)
 
-        def unschedule(p: Any) -> None:
+        def unschedule(p: Batch) -> None:
             for (gid, ver, later), ok in zip(drops, deleted, strict=True):
                 if ver is None or int(ok):
                     self._eval(p, self._unschedule, [self._sched], [gid, repr(float(lease))])
@@ -781,7 +801,7 @@ class Dispatcher:
                 timers.setdefault(f"{a.alert_id}|{seq}|{cell.id}", now + cell.ack_timeout_s)
 
     def _hold_into(
-        self, p: Any, held: dict[str, dict[str, float]], timers: dict[str, float]
+        self, p: Batch, held: dict[str, dict[str, float]], timers: dict[str, float]
     ) -> None:
         for cell_id, ids in held.items():
             if ids:
@@ -793,9 +813,7 @@ class Dispatcher:
         held: dict[str, dict[str, float]] = {}
         timers: dict[str, float] = {}
         self._hold(cell, alerts, self.clock(), held, timers)
-        async with self.redis.pipeline(transaction=False) as p:
-            self._hold_into(p, held, timers)
-            await p.execute()
+        await self._pipe(lambda p: self._hold_into(p, held, timers))
 
     # delivery -----------------------------------------------------------
     async def _deliver_all(
@@ -1104,7 +1122,7 @@ class Dispatcher:
         labels = Alert.model_validate_json(raw).labels
         gids = [group_id(route, labels)[0] for route in self.routing.route.match(labels)]
 
-        def remove(p: Any) -> None:
+        def remove(p: Batch) -> None:
             for gid in gids:
                 self._eval(
                     p,

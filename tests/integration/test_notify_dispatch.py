@@ -25,6 +25,7 @@ from services.notify.cells import Secrets, parse_cells
 from services.notify.channels.email import SmtpConfig
 from services.notify.dispatch import DeliveryConfig, Dispatcher
 from services.notify.metrics import NotifyMetrics
+from services.notify.resp import Pipelines, PoolPipelines
 from services.notify.route import parse_routing
 from shared.localstack import LocalStack, free_port
 from shared.models import Alert, Annotations, Evidence, Handling
@@ -174,12 +175,18 @@ async def make_dispatcher(
     return Env(d, clock, rx, env_lists["audit"], env_lists["dlq"])
 
 
-@pytest.fixture
+@pytest.fixture(params=["shared-connection", "redis-py-pool"])
 async def env(
-    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str
+    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str, request: Any
 ) -> AsyncIterator[Env]:
+    """Every timeline on both ways to Redis: notify's own pipelines, and redis-py's
+    pool (what TLS and Unix-socket URLs use)."""
     rx = WebhookReceiver(secret=b"k").start()
     e = await make_dispatcher(redis_client, redis_prefix, Clock(), rx)
+    if request.param == "redis-py-pool":
+        e.d.pipes = PoolPipelines(redis_client)
+    else:
+        assert isinstance(e.d.pipes, Pipelines)
     yield e
     await e.d.close()
     rx.stop()
