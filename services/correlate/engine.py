@@ -18,12 +18,12 @@ the caller retries the whole batch). The clock is injected.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache, partial
+from functools import lru_cache
+from json.encoder import encode_basestring_ascii as json_str
 from typing import Any
 
 from services.correlate import kinds
@@ -31,13 +31,24 @@ from services.correlate.fingerprint import fingerprint
 from services.correlate.rules.loader import RuleSet
 from services.correlate.rules.model import (
     DistinctRule,
+    Filter,
     OverlapRule,
     ProximityRule,
     SequenceRule,
     ThresholdRule,
     window_label,
 )
-from services.correlate.state import Claim, GeoOp, Obs, Op, State, WindowOp
+from services.correlate.state import (
+    Claim,
+    GeoOp,
+    Obs,
+    Op,
+    State,
+    WindowOp,
+    geo_args_json,
+    window_args_json,
+    window_tail_json,
+)
 from shared.models import AXIS_OF_TYPE, Alert, Annotations, Evidence, Handling, NormalizedEvent
 from shared.redis import Keys
 
@@ -51,9 +62,9 @@ def _tag(*parts: str) -> str:
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
 
 
-_dumps = partial(json.dumps, separators=(",", ":"))
-#: JSON of the few strings a pointer's own fields take (agencies, step lists, roles).
-_json_str = lru_cache(maxsize=1024)(_dumps)
+#: JSON of the few strings that recur (agencies, types, départements, step lists,
+#: roles); ``json_str`` is what ``json.dumps`` writes for a string.
+_json_str = lru_cache(maxsize=4096)(json_str)
 
 
 @dataclass(slots=True)
@@ -71,6 +82,12 @@ _WINDOW, _PROXIMITY, _OVERLAP = 0, 1, 2
 _ANY_ENTITY, _ENTITY, _PLACE = 0, 1, 2
 
 
+#: A rule's decision for an event type that its agency or details may change.
+_ASK: Any = object()
+#: The observation's value of a distinct rule: its field, read from each event.
+_FIELD: Any = object()
+
+
 @dataclass(slots=True)
 class _Compiled:
     """What planning needs of one rule, computed once per rule set."""
@@ -82,6 +99,54 @@ class _Compiled:
     group_by: tuple[tuple[int, str, str], ...] = ()
     neighbours: int = 0
     geo: tuple[str, str, str, str] | None = None  # tag, GEO, hash, sorted-set keys
+    #: per event type the rule can take: the observation's value (window rules:
+    #: ``None``, a sequence's steps, ``_FIELD``) or role (proximity), when the
+    #: type alone decides it; ``_ASK`` when the filters look at agency or details
+    by_type: dict[str, Any] = field(default_factory=dict)
+    #: the end of a window op's arguments (JSON), the same for every op of the rule
+    tail: str = ""
+
+
+def _type_only(f: Filter, etype: str) -> bool | None:
+    """Whether ``f`` accepts every event of type ``etype`` (True), none (False),
+    or it depends on their agency or details (None)."""
+    if f.types and etype not in f.types:
+        return False
+    return None if f.agencies or f.details else True
+
+
+_SKIP: Any = object()
+
+
+def _by_type(rule: Any, etype: str) -> Any:
+    """What :meth:`Engine.plan` does with ``rule`` for events of type ``etype``:
+    ``_SKIP`` (never an op), ``_ASK`` (decided per event), else the value (or
+    role) every such event gets; the same answers as the rule's own filters."""
+    accepted = _type_only(rule.filter, etype)
+    if accepted is False:
+        return _SKIP
+    if accepted is None:
+        return _ASK
+    if isinstance(rule, ThresholdRule | OverlapRule):
+        return None
+    if isinstance(rule, DistinctRule):
+        return _FIELD
+    if isinstance(rule, SequenceRule):
+        steps = [_type_only(s, etype) for s in rule.steps]
+        until = False if rule.until is None else _type_only(rule.until, etype)
+        if None in steps or until is None:
+            return _ASK
+        idx = [i for i, ok in enumerate(steps) if ok]
+        if idx:
+            return ",".join(map(str, idx))
+        return "u" if until else _SKIP
+    trigger = _type_only(rule.trigger, etype)  # proximity: the role
+    if trigger is None:
+        return _ASK
+    if trigger:
+        return "t"
+    reference = _type_only(rule.reference, etype)
+    return _ASK if reference is None else "r" if reference else _SKIP
 
 
 def _filter_types(f: Any) -> set[str] | None:
@@ -166,14 +231,15 @@ class Engine:
         compiled = [self._compile(r) for r in rules.rules]
         possible = [_possible_types(c.rule) for c in compiled]
         # per event type, the rules whose filters can accept it, in rule order
-        by_type = {
-            etype: [
-                c
-                for c, types in zip(compiled, possible, strict=True)
-                if types is None or etype in types
-            ]
-            for etype in AXIS_OF_TYPE
-        }
+        by_type: dict[str, list[_Compiled]] = {etype: [] for etype in AXIS_OF_TYPE}
+        for c, types in zip(compiled, possible, strict=True):
+            for etype, rules_of_type in by_type.items():
+                if types is not None and etype not in types:
+                    continue
+                decided = _by_type(c.rule, etype)
+                if decided is not _SKIP:
+                    c.by_type[etype] = decided
+                    rules_of_type.append(c)
         self._rules, self._by_type = rules, by_type
 
     def _compile(self, rule: Any) -> _Compiled:
@@ -192,14 +258,37 @@ class Engine:
             else:
                 group_by.append((_PLACE, key, key))
         neighbours = rule.count - 1 if isinstance(rule, ThresholdRule) else 0
-        return _Compiled(rule, _WINDOW, keep, tuple(group_by), neighbours)
+        tail = window_tail_json(rule.window, keep, keep, neighbours)
+        return _Compiled(rule, _WINDOW, keep, tuple(group_by), neighbours, tail=tail)
+
+    @staticmethod
+    def _ask(c: _Compiled, etype: str, agency: str, details: dict[str, Any]) -> Any:
+        """The rule's value (or role) for this event, from its filters; ``_SKIP``
+        if it does not take the event."""
+        rule = c.rule
+        if c.how == _PROXIMITY:
+            role = rule.role(etype, agency, details)
+            return _SKIP if role is None else role
+        if not rule.filter.matches(etype, agency, details):
+            return _SKIP
+        if isinstance(rule, DistinctRule):
+            return _FIELD
+        if isinstance(rule, SequenceRule):
+            steps = rule.step_of(etype, agency, details)
+            if steps:
+                return ",".join(map(str, steps))
+            return "u" if rule.is_until(etype, agency, details) else _SKIP
+        return None
 
     # -- planning -------------------------------------------------------------------------
-    def plan(self, event: NormalizedEvent) -> list[_Planned]:
+    def plan(self, event: NormalizedEvent, t: int | None = None) -> list[_Planned]:
         """The state ops one event needs, one per (rule, group).
 
-        Only the rules whose filters can accept the event's type are visited;
-        the event's pointer is encoded once, each op adding its own fields.
+        Only the rules whose filters can accept the event's type are visited
+        (most decided by the type alone, see :func:`_by_type`); the event's
+        pointer is encoded once, each op adding its own fields, and each rule's
+        script arguments once for all its groups. ``t``: the event time (ms), if
+        the caller has it.
         """
         etype = event.type.value
         candidates = self._by_type.get(etype)
@@ -207,50 +296,65 @@ class Engine:
             return []
         out: list[_Planned] = []
         agency, details, loc = event.agency, event.details, event.location
-        t = event_ms(event.occurred_at)
+        event_id = event.event_id
+        if t is None:
+            t = event_ms(event.occurred_at)
         handling = event.handling.value
-        base = (agency, event.event_id, t, etype, event.case_ref, event.contact, handling)
-        head = {"a": agency, "e": event.event_id, "t": t, "y": etype}
-        for k, v in (("c", event.case_ref), ("p", event.contact)):
-            if v is not None:
-                head[k] = v
-        head["h"] = handling
-        if loc.department is not None:
-            head["d"] = loc.department
-        prefix = _dumps(head)[:-1]  # the pointer JSON, open for the op's own fields
+        department = loc.department
+        base = (agency, event_id, t, etype, event.case_ref, event.contact, handling, department)
+        # the pointer JSON (what Obs.to_json writes), open for the op's own fields
+        prefix = f'{{"a":{_json_str(agency)},"e":{json_str(event_id)},"t":{t}'
+        prefix += ',"y":' + _json_str(etype)
+        if event.case_ref is not None:
+            prefix += ',"c":' + json_str(event.case_ref)
+        if event.contact is not None:
+            prefix += ',"p":' + json_str(event.contact)
+        prefix += ',"h":' + _json_str(handling)
+        if department is not None:
+            prefix += ',"d":' + _json_str(department)
+        member = f"{agency}|{event_id}"
         entities = [(e.kind.value, e.token) for e in event.entities]
         kp = self.keys.prefix
         for c in candidates:
             rule = c.rule
-            if c.how != _WINDOW:
-                if c.how == _PROXIMITY:
-                    role = rule.role(etype, agency, details)
-                    if role is None:
-                        continue
-                elif not rule.filter.matches(etype, agency, details):
+            value = c.by_type[etype]
+            if value is _ASK:
+                value = self._ask(c, etype, agency, details)
+                if value is _SKIP:
                     continue
+            if c.how != _WINDOW:
                 if loc.lat is None or loc.lon is None:
                     continue
                 assert c.geo is not None
                 tag, gkey, hkey, zkey = c.geo
                 if c.how == _PROXIMITY:
-                    obs = Obs(*base, loc.department, None, role)
-                    pointer = f'{prefix},"r":{_json_str(role)}}}'
+                    obs = Obs(*base, None, value)
+                    pointer = f'{prefix},"r":{_json_str(value)}}}'
                     retain, ttl = t + c.keep, c.keep
                 else:
                     start, end = _interval(event)
-                    obs = Obs(*base, loc.department, None, None, start, end)
+                    obs = Obs(*base, None, None, start, end)
                     pointer = f'{prefix},"s":{start},"f":{end}}}'
                     retain, ttl = end + c.keep, c.keep + max(0, end - t)
+                args = geo_args_json(
+                    member, loc.lon, loc.lat, pointer, retain, t, rule.radius_m, ttl
+                )
                 op: Op = GeoOp(
-                    gkey, hkey, zkey, obs, loc.lon, loc.lat, retain, rule.radius_m, ttl, pointer
+                    gkey,
+                    hkey,
+                    zkey,
+                    obs,
+                    loc.lon,
+                    loc.lat,
+                    retain,
+                    rule.radius_m,
+                    ttl,
+                    pointer,
+                    args,
                 )
                 out.append(_Planned(event, rule, rule.id, tag, op))
                 continue
-            if not rule.filter.matches(etype, agency, details):
-                continue
-            value: str | None
-            if isinstance(rule, DistinctRule):
+            if value is _FIELD:
                 field = rule.field
                 value = (
                     agency
@@ -259,43 +363,40 @@ class Engine:
                     if field == "type"
                     else getattr(loc, field)
                 )
-            elif isinstance(rule, SequenceRule):
-                steps = rule.step_of(etype, agency, details)
-                if not steps and not rule.is_until(etype, agency, details):
-                    continue
-                value = ",".join(map(str, steps)) if steps else "u"
-            else:
-                value = None
-            obs = Obs(*base, loc.department, value)
-            pointer = prefix + "}" if value is None else f'{prefix},"v":{_json_str(value)}}}'
             # (group, the value whose digest is the hash tag)
             groups: list[tuple[str, str]] = []
             for how, key, arg in c.group_by:
                 if how == _ANY_ENTITY:
-                    groups += [(f"entity={tok}", tok) for _, tok in entities]
+                    groups += [("entity=" + tok, tok) for _, tok in entities]
                 elif how == _ENTITY:
                     groups += [(f"{key}={tok}", tok) for kind, tok in entities if kind == arg]
                 else:
                     place = getattr(loc, arg, None)
                     if place:
                         groups.append((f"{key}={place}", f"{key}={place}"))
+            if not groups:
+                continue
             if len(groups) > 1:
                 groups = list(dict.fromkeys(groups))
+            obs = Obs(*base, value)
+            pointer = prefix + "}" if value is None else f'{prefix},"v":{_json_str(value)}}}'
+            args = window_args_json(member, t, pointer, c.tail)
+            window, keep, neighbours = rule.window, c.keep, c.neighbours
             for group, tagged in groups:
                 # one hash tag per group value (entity token, département...): every
                 # rule's window on it lives in one slot
                 tag = _tag(tagged)
-                gid = _tag(rule.id, group)[:8]
-                head_key = f"{kp}:{{{tag}}}:{gid}:"
+                head_key = f"{kp}:{{{tag}}}:{_tag(rule.id, group)[:8]}:"
                 op = WindowOp(
                     head_key + "h",
                     head_key + "z",
                     obs,
-                    rule.window,
-                    c.keep,
-                    c.keep,
-                    c.neighbours,
+                    window,
+                    keep,
+                    keep,
+                    neighbours,
                     pointer,
+                    args,
                 )
                 out.append(_Planned(event, rule, group, tag, op))
         return out
@@ -391,8 +492,9 @@ class Engine:
             if t < self.watermark - self.lateness_ms:
                 outcome.late.append(event)
                 continue
-            self.watermark = max(self.watermark, t)
-            planned += self.plan(event)
+            if t > self.watermark:
+                self.watermark = t
+            planned += self.plan(event, t)
         outcome.ops = len(planned)
         now, version = self.clock(), self.rules.version
         found: dict[int, list[tuple[kinds.Match, Claim]]] = {}
@@ -400,8 +502,8 @@ class Engine:
         def decide(i: int, seen: list[Obs]) -> None:
             # runs as each op's answer arrives, while Redis works on the next ops
             p = planned[i]
-            if len(seen) == 1 and seen[0] is p.op.obs:
-                return  # only the event itself: no kind matches a single event
+            if not seen or (len(seen) == 1 and seen[0] is p.op.obs):
+                return  # nothing but the event itself: no kind matches a single event
             matches = self._matches(p, seen)
             if matches:
                 found[i] = [(m, self._claim(p, m)) for m in matches]

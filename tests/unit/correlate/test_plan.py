@@ -2,20 +2,22 @@
 
 On the benchmark's stream (every event type, entities, sites, coordinates,
 planned-operation intervals), :meth:`Engine.plan` gives exactly the ops of a
-plain plan that asks every rule ``wants()``, and each op's stored pointer is
-``obs.to_json()`` byte for byte.
+plain plan that asks every rule ``wants()``, each op's stored pointer is
+``obs.to_json()`` byte for byte, and its pre-encoded script arguments are what
+``json.dumps`` writes of them.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from services.correlate.engine import Engine, _possible_types
+from services.correlate.engine import _ASK, Engine, _possible_types
 from services.correlate.rules import DEFAULT_DIR
 from services.correlate.rules.loader import load_dir
 from services.correlate.rules.model import OverlapRule, ProximityRule
-from services.correlate.state import GeoOp, MemoryState, WindowOp
+from services.correlate.state import GeoOp, MemoryState, WindowOp, _args, op_json
 from shared.models import AXIS_OF_TYPE, NormalizedEvent
 from shared.redis import Keys
 from vigie.bench.correlate import make_events
@@ -67,6 +69,8 @@ def test_plan_visits_the_rules_every_event_needs_and_only_those() -> None:
         for p in planned:
             kinds_seen.add(p.rule.kind)
             assert p.op.pointer == p.op.obs.to_json()
+            assert p.op.args and p.op.args == json.dumps(_args(p.op), separators=(",", ":"))
+            assert op_json(p.op) == p.op.args
             assert isinstance(p.op, GeoOp if p.rule.kind in ("proximity", "overlap") else WindowOp)
     assert kinds_seen == {"threshold", "distinct", "sequence", "proximity", "overlap"}
 
@@ -103,3 +107,87 @@ rules:
     # a reload re-indexes
     e.rules = load_dir(DEFAULT_DIR)
     assert all(c.rule.id != "seq_until" for cs in e._by_type.values() for c in cs)
+
+
+def _reference_values(event: NormalizedEvent, rules: Any) -> set[tuple[str, str, Any]]:
+    """(rule, group, the observation's value or role) of every op, from the
+    rules' own filters."""
+    out = set()
+    etype, agency, details = event.type.value, event.agency, event.details
+    loc = event.location
+    for rule in rules.rules:
+        if not rule.wants(etype, agency, details):
+            continue
+        if isinstance(rule, ProximityRule | OverlapRule):
+            if loc.lat is not None and loc.lon is not None:
+                role = (
+                    rule.role(etype, agency, details) if isinstance(rule, ProximityRule) else None
+                )
+                out.add((rule.id, rule.id, role))
+            continue
+        if rule.kind == "sequence":
+            steps = rule.step_of(etype, agency, details)
+            value: Any = ",".join(map(str, steps)) if steps else "u"
+        elif rule.kind == "distinct":
+            own = {"agency": agency, "type": etype}
+            value = own[rule.field] if rule.field in own else getattr(loc, rule.field)
+        else:
+            value = None
+        out |= {(rule.id, g, value) for g in _reference_groups(rule, event)}
+    return out
+
+
+def test_decisions_taken_by_type_agree_with_the_filters_agencies_and_details(
+    tmp_path: Path,
+) -> None:
+    """Steps, roles and filters on agencies or details are asked per event; the
+    others are settled by the event type once per rule set: the same ops and
+    the same observation values either way."""
+    (tmp_path / "r.yaml").write_text(
+        """
+rules:
+  - {id: seq_agency_step, title: t, kind: sequence, severity: info, group_by: ["entity:*"],
+     steps: [{types: [seizure, arrest]}, {agencies: [douane, police]}],
+     until: {types: [intel_share], agencies: [marine]}, window: 30d}
+  - {id: seq_filtered, title: t, kind: sequence, severity: info, group_by: ["entity:*"],
+     filter: {agencies: [police, gendarmerie]}, steps: [{types: [seizure]}, {types: [arrest]}],
+     window: 30d}
+  - {id: prox_details, title: t, kind: proximity, severity: info,
+     reference: {types: [deal_point], details: {status: active}},
+     trigger: {types: [shooting], agencies: [police]}, radius_m: 500, window: 30d}
+  - {id: prox_plain, title: t, kind: proximity, severity: info,
+     reference: {types: [dismantling_operation]}, trigger: {types: [shooting]},
+     radius_m: 500, window: 30d}
+  - {id: overlap_agency, title: t, kind: overlap, severity: info,
+     filter: {types: [planned_operation], agencies: [police, douane]}, radius_m: 500, window: 2d}
+  - {id: distinct_site, title: t, kind: distinct, severity: info, field: site,
+     filter: {details: {status: "*"}}, group_by: [department], count: 2, window: 30d}
+  - {id: distinct_type, title: t, kind: distinct, severity: info, field: type,
+     group_by: [entity:person], count: 2, window: 30d}
+  - {id: threshold_details, title: t, kind: threshold, severity: info,
+     filter: {types: [deal_point], details: {status: [active]}}, group_by: [department],
+     count: 2, window: 30d}
+"""
+    )
+    rules = load_dir(tmp_path)
+    e = _engine(rules)
+    asked = {c.rule.id for cs in e._by_type.values() for c in cs if _ASK in c.by_type.values()}
+    assert asked == {
+        "seq_agency_step",
+        "seq_filtered",
+        "prox_details",
+        "overlap_agency",
+        "distinct_site",
+        "threshold_details",
+    }
+    rule_ids = set()
+    for event in EVENTS:
+        planned = e.plan(event)
+        value_of = {
+            (p.rule.id, p.group, p.op.obs.role if p.rule.kind == "proximity" else p.op.obs.value)
+            for p in planned
+        }
+        assert value_of == _reference_values(event, rules)
+        assert len(planned) == len(value_of)
+        rule_ids |= {p.rule.id for p in planned}
+    assert rule_ids == {r.id for r in rules.rules}  # every rule planned ops
