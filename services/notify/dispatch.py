@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -129,10 +130,12 @@ return 0
 """
 
 # Lease due members of a schedule: score <= now → score = now + lease.
+# Returns {the members leased, the earliest score left} (only the first when empty).
 _CLAIM_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
 for _, m in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], m) end
-return due
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {due, first[2]}
 """
 
 # Unschedule a group unless someone rescheduled it since (score changed).
@@ -261,6 +264,11 @@ class Dispatcher:
     _matrix: MatrixSender | None = None
     _children: dict[int, Any] = field(default_factory=dict)
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    #: run() found every flush slot taken (a freed slot wakes it).
+    _starved: bool = False
+    #: When run() means to look at the schedules next (clock time; during a
+    #: pass, infinity: a timer written meanwhile makes it pass again).
+    _wake_at: float = math.inf
     #: How pipelines reach Redis; default: :func:`~services.notify.resp.pipelines_for`.
     pipes: Pipelines | PoolPipelines | None = None
 
@@ -369,7 +377,17 @@ class Dispatcher:
         task = asyncio.create_task(coro)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
-        task.add_done_callback(lambda _t: self.wake.set())
+        task.add_done_callback(self._freed)
+
+    def _timers_set(self, first: float | None) -> None:
+        """Timers were written, the earliest at ``first``: wake run() if it
+        sleeps past it."""
+        if first is not None and first < self._wake_at:
+            self.wake.set()
+
+    def _freed(self, _task: asyncio.Task[None]) -> None:
+        if self._starved:  # due groups wait for a flush slot: run() claims them now
+            self.wake.set()
 
     async def drain(self) -> None:
         """Wait for the flushes in flight (tests, shutdown)."""
@@ -468,8 +486,7 @@ class Dispatcher:
         if plan is not None:
             answers = answers[bool(fresh) + bool(known) :]
             self._spawn(self._deliver_plan_safe(plan, answers, until))
-        if any(t <= now for t in fresh.values()):
-            self.wake.set()
+        self._timers_set(min(fresh.values(), default=None))
         return len(groups), [(g, until) for g in ready.values()]
 
     def _eval(self, p: Batch, script: Any, keys: list[str], args: list[Any]) -> None:
@@ -507,9 +524,8 @@ class Dispatcher:
         A failure leaves the leased groups to be flushed again when the lease ends.
         """
         now = self.clock()
-        due = await self._claim_due(
-            keys=[self._sched], args=[now, now + self.config.lease_s, limit]
-        )
+        [reply] = await self._pipe(lambda p: self._claim_into_due(p, self._sched, now, limit))
+        due = reply[0]
         gids = [_s(g) for g in due]
         if gids:
             await self._flush_batch_safe(gids, now + self.config.lease_s)
@@ -720,6 +736,7 @@ class Dispatcher:
                 p.zadd(self._sched, reschedule)
 
         await self._pipe(marks)
+        self._timers_set(min([*reschedule.values(), *timers.values()], default=None))
         await self._emit(records)
         if drops:
             await self._drop(drops, lease)
@@ -997,10 +1014,34 @@ class Dispatcher:
     async def escalate_due(self, limit: int = 256) -> int:
         """Escalate every unacknowledged alert whose cell's timeout passed."""
         now = self.clock()
-        due = await self._claim_due(keys=[self._esc], args=[now, now + self.config.lease_s, limit])
-        members = [_s(m) for m in due]
-        await asyncio.gather(*(self._escalate(m) for m in members))
-        return len(members)
+        [reply] = await self._pipe(lambda p: self._claim_into_due(p, self._esc, now, limit))
+        due = reply[0]
+        await self._escalate_all(due)
+        return len(due)
+
+    async def _claim_both(
+        self, now: float, groups: bool
+    ) -> tuple[list[Any], list[Any], float | None]:
+        """Lease due groups (unless not ``groups``) and due escalations in one
+        round trip: (groups, escalations, the earliest timer left or None)."""
+
+        def claims(p: Batch) -> None:
+            if groups:
+                self._claim_into_due(p, self._sched, now, 512)
+            self._claim_into_due(p, self._esc, now, 256)
+
+        replies = await self._pipe(claims)
+        firsts = [float(r[1]) for r in replies if len(r) > 1]
+        due = replies[0][0] if groups else []
+        return due, replies[-1][0], min(firsts, default=None)
+
+    async def _escalate_all(self, due: list[Any]) -> None:
+        await asyncio.gather(*(self._escalate(_s(m)) for m in due))
+
+    def _claim_into_due(self, p: Batch, schedule: str, now: float, limit: int) -> None:
+        """Queue the lease of ``schedule``'s due members; the reply is
+        ``[members, earliest score left]`` (``[members]`` when none is left)."""
+        self._eval(p, self._claim_due, [schedule], [now, now + self.config.lease_s, limit])
 
     async def _escalate(self, member: str) -> None:
         try:
@@ -1161,30 +1202,39 @@ class Dispatcher:
         return int(sum(counts))
 
     # loop -------------------------------------------------------------------
-    async def run(self, idle_s: float = 0.05) -> None:
-        """Flush and escalate until cancelled. Redis errors are logged and retried."""
-        last_gauge = last_esc = 0.0
+    async def run(self, idle_s: float = 0.5) -> None:
+        """Flush due groups and escalate due alerts until cancelled.
+
+        Each pass leases what is due on both schedules and reads their earliest
+        timer (one round trip), then sleeps until that timer, ``idle_s`` at
+        most (timers another replica set, leases that ended), or until woken:
+        this replica scheduled a group earlier than that, or a flush slot freed
+        while due groups waited for one. Redis errors are logged and retried.
+        """
+        last_gauge = 0.0
         me = asyncio.current_task()
         while True:
             if me is not None and me.cancelling():
                 # a library swallowed our cancellation (asyncio.wait_for in 3.11): stop anyway
                 raise asyncio.CancelledError
+            self.wake.clear()
+            self._wake_at = math.inf
+            now = self.clock()
+            wake_at = now + idle_s
+            claimed = False
             try:
-                n = 0
                 # Batches run side by side, so a hanging receiver holds up only its batch.
-                if len(self._inflight) < self.config.batches:
-                    now = self.clock()
-                    due = await self._claim_due(
-                        keys=[self._sched], args=[now, now + self.config.lease_s, 512]
-                    )
-                    if due:
-                        gids = [_s(g) for g in due]
-                        self._spawn(self._flush_batch_safe(gids, now + self.config.lease_s))
-                        n = len(due)
-                # Escalation timers are minutes long: a pass per idle period is enough.
-                if n == 0 or time.monotonic() - last_esc >= idle_s:
-                    last_esc = time.monotonic()
-                    n += await self.escalate_due()
+                room = len(self._inflight) < self.config.batches
+                self._starved = not room
+                due, late, first = await self._claim_both(now, room)
+                if first is not None:
+                    wake_at = min(wake_at, first)
+                if due:
+                    gids = [_s(g) for g in due]
+                    self._spawn(self._flush_batch_safe(gids, now + self.config.lease_s))
+                if late:
+                    await self._escalate_all(late)
+                claimed = bool(due or late)
                 if time.monotonic() - last_gauge > 15:
                     last_gauge = time.monotonic()
                     self.metrics.silences.set(await self.count_silences())
@@ -1192,12 +1242,14 @@ class Dispatcher:
                 raise
             except Exception:
                 log.exception("flush loop error")
-                n = 0
                 await asyncio.sleep(1.0)
-            if n == 0:
-                self.wake.clear()
+            if claimed:
+                continue  # more may be due (limits)
+            self._wake_at = wake_at
+            delay = wake_at - self.clock()
+            if delay > 0 and not self.wake.is_set():
                 # asyncio.timeout, not wait_for: wait_for may swallow a cancellation
                 # that lands as the event fires (Python 3.11), and the loop never ends
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(idle_s):
+                    async with asyncio.timeout(delay):
                         await self.wake.wait()

@@ -8,8 +8,10 @@ see what each cell got.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -142,6 +144,7 @@ async def make_dispatcher(
     clock: Clock,
     rx: WebhookReceiver,
     cells: dict[str, Any] | None = None,
+    routing: str = ROUTING,
     **cfg: Any,
 ) -> Env:
     env_lists: dict[str, list[dict[str, Any]]] = {"audit": [], "dlq": []}
@@ -163,7 +166,7 @@ async def make_dispatcher(
     d = Dispatcher(
         redis,
         Keys(prefix),
-        parse_routing(yaml.safe_load(ROUTING)),
+        parse_routing(yaml.safe_load(routing)),
         parse_cells(cells or CELLS),
         Secrets(),
         config,
@@ -479,3 +482,65 @@ async def test_manual_resolve_takes_the_alert_out_of_its_group(env: Env) -> None
     await env.at(860)
     last = env.rx.by_cell()["dept-13"][-1].body["alerts"]
     assert [(a["fingerprint"], a["incident"]) for a in last] == [("M1", 2), ("M2", 1)]
+
+
+class WallClock(Clock):
+    def __call__(self) -> float:
+        return time.time()
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Poll ``predicate`` while the event loop runs (the dispatcher's loop is on it)."""
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+async def running(
+    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str
+) -> AsyncIterator[Callable[..., Awaitable[Env]]]:
+    """A dispatcher on the wall clock with run() going, polling only every hour:
+    what it does in time, it does because a timer or a freed slot woke it."""
+    made: list[tuple[Env, asyncio.Task[None]]] = []
+
+    async def start(**kw: Any) -> Env:
+        rx = WebhookReceiver(secret=b"k", status_for=kw.pop("status_for", {})).start()
+        e = await make_dispatcher(redis_client, redis_prefix, WallClock(), rx, **kw)
+        made.append((e, asyncio.create_task(e.d.run(idle_s=3600))))
+        return e
+
+    yield start
+    for e, task in made:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await e.d.close()
+        e.rx.stop()
+
+
+async def test_run_sleeps_until_the_next_group_and_escalation_timer(
+    running: Callable[..., Awaitable[Env]],
+) -> None:
+    cells = json.loads(json.dumps(CELLS))
+    cells["cells"]["dept-13"]["ack_timeout"] = "1s"
+    routing = ROUTING.replace("group_wait: 10s", "group_wait: 300ms")
+    e = await running(cells=cells, routing=routing)
+    await e.d.ingest(alert("T"))  # group_wait 300ms, not taken at once
+    assert await until(lambda: e.got("dept-13") == [[("T", "firing")]])
+    # not acknowledged within 1s: escalated to the antenna by the timer the delivery set
+    assert await until(lambda: "T" in e.rx.alert_ids("antenne-marseille"))
+
+
+async def test_run_claims_due_groups_when_a_flush_slot_frees(
+    running: Callable[..., Awaitable[Env]],
+) -> None:
+    """One flush slot, held by a delivery to a cell that hangs: a group due
+    meanwhile waits for the slot and goes as soon as it is free."""
+    e = await running(batches=1, status_for={"dept-76": 0})
+    await e.d.ingest_and_flush([alert("H", dept="76", severity="critical", rule="h")])
+    await until(lambda: len(e.d._inflight) == 1 and e.got("hq") != [])
+    await e.d.ingest(alert("W", severity="critical", rule="w"))  # due now: no slot
+    assert await until(lambda: "W" in e.rx.alert_ids("dept-13"))
+    assert e.got("dept-76") == []  # the hanging cell never answered
