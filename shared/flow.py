@@ -147,6 +147,29 @@ class GroupFlusher(Generic[W]):
                 msg.decref()  # not acked: read again by whoever owns the partition
 
 
+#: How long a lingering batch waits for its next event before it goes (seconds).
+_STEP = 0.002
+
+
+async def _grow(buf: list[list[Any]], max_: int, linger: float, loop: Any) -> None:
+    """Let the batch in ``buf[0]`` grow while events keep coming.
+
+    Returns after ``linger`` seconds at most, when the batch holds ``max_``
+    events, or after a step of ``_STEP`` in which no event arrived (the
+    worker has delivered all it had fetched). Plain sleeps, cancelled with the
+    agent on stop.
+    """
+    deadline = loop.time() + linger
+    while len(buf[0]) < max_:
+        now = loop.time()
+        if now >= deadline:
+            return
+        had = len(buf[0])
+        await asyncio.sleep(min(_STEP, deadline - now))
+        if len(buf[0]) == had:
+            return
+
+
 async def take_batches(
     stream: faust.StreamT[Any], max_: int, linger: float = 0.0
 ) -> AsyncIterator[list[Any]]:
@@ -155,15 +178,21 @@ async def take_batches(
     Faust's ``take_events(max, within)`` waits ``within`` seconds whenever the
     batch does not fill, so at low rates every event waits the whole window
     (and an idle worker wakes up every ``within``), and it stops buffering
-    while a batch is processed. Here a batch is yielded ``linger`` seconds
-    after its first event arrived (0: at once; at once too when the stream had
-    been empty for longer than ``linger``: low load), holding at most ``max_``
-    events (beyond, the stream waits); while a batch is processed, the next
-    one keeps filling. So a lone event waits at most
-    ``linger``, an idle stream costs nothing, and under load a batch is what
-    arrived during the previous one. A small linger (a few ms) keeps batches
-    from shrinking to one event when processing a batch is quick: each batch
-    has a fixed cost (the loop, the acks, the caller's own per-batch work).
+    while a batch is processed. Here, once a batch has its first event:
+
+    * after a quiet spell (the stream was empty for longer than ``linger``)
+      or with ``linger`` 0, the batch goes at once: a lone event is not held;
+    * otherwise (under load) it lingers while events keep coming, in steps of
+      ``_STEP`` (2 ms): it goes after the first step that brought nothing
+      (everything fetched has been delivered), at ``max_`` events, or
+      ``linger`` seconds after its first event, whichever comes first.
+
+    At most ``max_`` events are buffered (beyond, the stream waits); while a
+    batch is processed, the next one keeps filling. Lingering only while events
+    keep arriving costs a busy worker nothing (it is delivering them meanwhile)
+    and lets batches grow from a handful of events to dozens or hundreds, so
+    each batch's fixed cost (the loop, the acks, the caller's round trips) is
+    shared by many events.
 
     Acks as ``take_events`` does: a batch's events are acked when the consumer
     of the generator resumes it (processing done), and on close. Built on the
@@ -206,10 +235,7 @@ async def take_batches(
                 idle = loop.time() - started
                 continue
             if linger > 0 and len(buf[0]) < max_ and idle < linger:
-                # Under load, let the batch grow (a plain sleep: cheap, and
-                # cancelled with the agent on stop). After a quiet spell
-                # longer than the linger, the event goes at once.
-                await asyncio.sleep(linger)
+                await _grow(buf, max_, linger, loop)
             batch, buf[0] = buf[0], []
             idle = 0.0
             ready.clear()

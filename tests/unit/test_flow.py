@@ -1,4 +1,5 @@
-"""GroupFlusher: acks released only after the flush that covered them, in order, merged."""
+"""GroupFlusher: acks released only after the flush that covered them, in order, merged.
+A lingering batch (take_batches) grows while events keep coming, and no longer."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from shared.flow import GroupFlusher
+from shared.flow import GroupFlusher, _grow
 
 ASSIGNED = TP("t", 0)
 
@@ -134,3 +135,49 @@ async def test_put_waits_when_too_much_is_held() -> None:
     await asyncio.wait_for(blocked, 5)
     await flusher.drain()
     await flusher.stop()
+
+
+async def _feed(buf: list[list[Any]], n: int) -> None:
+    """Add ``n`` events, one per loop turn, as the stream's drainer does under load."""
+    for i in range(n):
+        buf[0].append(i)
+        await asyncio.sleep(0)
+
+
+async def test_a_lingering_batch_grows_until_events_stop_coming() -> None:
+    loop = asyncio.get_running_loop()
+    buf: list[list[Any]] = [[-1]]
+    feeder = asyncio.create_task(_feed(buf, 300))
+    # a cap far away: only the pause after the last event ends the linger
+    await asyncio.wait_for(_grow(buf, 10_000, 60.0, loop), timeout=30)
+    await feeder
+    assert len(buf[0]) == 301
+
+
+async def test_a_lingering_batch_stops_at_max() -> None:
+    loop = asyncio.get_running_loop()
+    buf: list[list[Any]] = [[-1]]
+    feeder = asyncio.create_task(_feed(buf, 1_000_000))
+    try:
+        await asyncio.wait_for(_grow(buf, 50, 60.0, loop), timeout=30)
+        assert 50 <= len(buf[0]) < 1_000_000
+    finally:
+        feeder.cancel()
+
+
+async def test_a_lingering_batch_stops_at_the_cap() -> None:
+    loop = asyncio.get_running_loop()
+    buf: list[list[Any]] = [[-1]]
+    feeder = asyncio.create_task(_feed(buf, 100_000_000))
+    try:
+        await asyncio.wait_for(_grow(buf, 10**9, 0.05, loop), timeout=30)
+        assert 1 < len(buf[0]) < 100_000_000
+    finally:
+        feeder.cancel()
+
+
+async def test_a_lone_event_is_not_held_past_one_step() -> None:
+    loop = asyncio.get_running_loop()
+    buf: list[list[Any]] = [[-1]]
+    await asyncio.wait_for(_grow(buf, 500, 60.0, loop), timeout=30)
+    assert buf[0] == [-1]
