@@ -1,7 +1,7 @@
 """Ingest's Faust edge: read the agency topics, call the pipeline, write the outputs.
 
 Messages are taken in batches as soon as they arrive (at most
-``VIGIE_BATCH_MAX``, lingering ``VIGIE_BATCH_WITHIN_S`` for more;
+``VIGIE_BATCH_MAX``, lingering at most ``VIGIE_BATCH_WITHIN_S`` while more keep coming;
 :func:`~shared.flow.take_batches`). The agent runs the pure decision
 (:func:`.pipeline.process`) on each message and hands the batch to a
 :class:`~shared.flow.GroupFlusher`, whose single background flush covers every
@@ -162,13 +162,16 @@ def build(
                 ev.value, source, pseudo, now, settings.max_message_bytes, tolerance, headers
             )
             if isinstance(outcome, Accepted):
-                event = outcome.event
                 decided.accepted.append(
                     _Out(
                         label,
                         outcome.key,
-                        event.model_dump_json(by_alias=True).encode(),
-                        (event.agency, event.event_id, f"{msg.topic}/{msg.partition}/{msg.offset}"),
+                        outcome.body,
+                        (
+                            outcome.agency,
+                            outcome.event_id,
+                            f"{msg.topic}/{msg.partition}/{msg.offset}",
+                        ),
                         ev.value,
                         source,
                         headers,

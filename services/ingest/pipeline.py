@@ -1,7 +1,8 @@
 """Ingest's decision for one message, as a pure function (no Kafka, no Redis).
 
-:func:`process` returns an :class:`Accepted` (the normalised event and its
-partition key) or a :class:`Refused` (the dead-letter record). It never raises.
+:func:`process` returns an :class:`Accepted` (the normalised event, serialised,
+and its partition key) or a :class:`Refused` (the dead-letter record). It never
+raises.
 Deduplication, which needs Redis, happens at the edge (:mod:`.app`).
 """
 
@@ -14,10 +15,12 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from pydantic_core import to_json
+
 from services.ingest.normalize import BadIdentifier, department_of_insee, h3_cell, normalize_entity
 from services.ingest.pseudonymize import Pseudonymizer
 from services.ingest.validate import Headers, Rejection, decode
-from shared.models import EntityToken, InboundEvent, NormalizedEvent, NormalizedLocation
+from shared.models import InboundEvent, NormalizedEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +36,18 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    event: NormalizedEvent
+    """An event to publish: ``body`` is its ``vigie.event.v1`` JSON, ``key`` its
+    partition key; ``agency`` and ``event_id`` identify it for dedup."""
+
+    body: bytes
     key: bytes
+    agency: str
+    event_id: str
+
+    @property
+    def event(self) -> NormalizedEvent:
+        """The body parsed back into the model (tests and tools; not the hot path)."""
+        return NormalizedEvent.model_validate_json(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,60 +100,75 @@ class TokenCache:
 
 def normalize(
     event: InboundEvent, pseudo: Pseudonymizer | TokenCache, source: Source, now: datetime
-) -> NormalizedEvent:
-    """Normalise and pseudonymise; raises :class:`BadIdentifier` (message names the entity).
+) -> dict[str, Any]:
+    """The normalised, pseudonymised event as the plain dict :func:`serialize` writes.
 
-    The département is derived from the INSEE code when absent; the H3 cell
-    comes from the coordinates.
+    Raises :class:`BadIdentifier` (message names the entity). The département
+    is derived from the INSEE code when absent; the H3 cell comes from the
+    coordinates. Entities are deduplicated by (kind, token), first one kept.
+    The dict has exactly the fields of :class:`~shared.models.NormalizedEvent`
+    (in its order, ``schema`` by alias), with values that model accepts as
+    they are: building it skips re-validating what the inbound model already
+    validated (a unit test checks that the model reads it back unchanged).
     """
     tokenize: Callable[[str, str], str] = (
         pseudo.token
         if isinstance(pseudo, TokenCache)
         else lambda kind, value: pseudo.token(kind, normalize_entity(kind, value))
     )
-    entities = []
+    tokens: dict[tuple[str, str], None] = {}
     for i, ent in enumerate(event.entities):
         try:
-            token = tokenize(ent.kind.value, ent.value)
+            tokens[(ent.kind, tokenize(ent.kind, ent.value))] = None
         except BadIdentifier as exc:
             raise BadIdentifier(f"entities.{i}.value: {exc}") from None
-        entities.append(EntityToken(kind=ent.kind, token=token))
     loc = event.location
     if loc is None:
-        location = NormalizedLocation()
+        location: dict[str, Any] = dict(_NO_LOCATION)
     else:
         dept = loc.department
         if dept is None and loc.insee is not None:
             dept = department_of_insee(loc.insee)
-        location = NormalizedLocation(
-            lat=loc.lat,
-            lon=loc.lon,
-            insee=loc.insee,
-            department=dept,
-            site=loc.site,
-            h3=h3_cell(loc.lat, loc.lon),
-        )
-    return NormalizedEvent(
-        event_id=event.event_id,
-        agency=event.agency,
-        type=event.type,
-        occurred_at=event.occurred_at,
-        reported_at=event.reported_at,
-        location=location,
-        entities=list(dict.fromkeys(entities)),
-        details=event.details,
-        handling=event.handling,
-        case_ref=event.case_ref,
-        contact=event.contact,
-        published_ms=source.timestamp_ms,
-        ingested_ms=int(now.timestamp() * 1000),
-    )
+        location = {
+            "lat": loc.lat,
+            "lon": loc.lon,
+            "insee": loc.insee,
+            "department": dept,
+            "site": loc.site,
+            "h3": h3_cell(loc.lat, loc.lon),
+        }
+    return {
+        "schema": "vigie.event.v1",
+        "event_id": event.event_id,
+        "agency": event.agency,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "reported_at": event.reported_at,
+        "location": location,
+        "entities": [{"kind": kind, "token": token} for kind, token in tokens],
+        "details": event.details,
+        "handling": event.handling,
+        "case_ref": event.case_ref,
+        "contact": event.contact,
+        "published_ms": source.timestamp_ms,
+        "ingested_ms": int(now.timestamp() * 1000),
+    }
 
 
-def partition_key(event: NormalizedEvent) -> bytes:
+_NO_LOCATION: dict[str, Any] = dict.fromkeys(("lat", "lon", "insee", "department", "site", "h3"))
+
+
+def serialize(normalized: dict[str, Any]) -> bytes:
+    """The ``vigie.event.v1`` JSON of :func:`normalize`'s dict: the same bytes as
+    ``NormalizedEvent.model_validate(normalized).model_dump_json(by_alias=True)``
+    (pydantic's serializer, without building the model)."""
+    return to_json(normalized, inf_nan_mode="null")
+
+
+def partition_key(normalized: dict[str, Any]) -> bytes:
     """Events of one département share a partition; others spread by agency."""
-    dept = event.location.department
-    return (f"dept:{dept}" if dept else f"agency:{event.agency}").encode()
+    dept = normalized["location"]["department"]
+    return (f"dept:{dept}" if dept else f"agency:{normalized['agency']}").encode()
 
 
 def process(
@@ -174,9 +202,11 @@ def _process(
     if isinstance(decoded, Rejection):
         return Refused(decoded.reason, dlq_record(raw, source, decoded, now, headers))
     try:
-        event = normalize(decoded, pseudo, source, now)
+        normalized = normalize(decoded, pseudo, source, now)
     except BadIdentifier as exc:
         field = str(exc).split(":", 1)[0]
         rej = Rejection("bad_identifier", str(exc), field)
         return Refused(rej.reason, dlq_record(raw, source, rej, now, headers))
-    return Accepted(event, partition_key(event))
+    return Accepted(
+        serialize(normalized), partition_key(normalized), decoded.agency, decoded.event_id
+    )

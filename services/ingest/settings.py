@@ -29,9 +29,11 @@ class IngestSettings(Settings):
     max_message_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     #: Messages handled together: one Redis round trip per batch.
     batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
-    #: How long (seconds) a batch lingers for more messages after its first
-    #: (0: at once; batches then shrink to one message, costing more CPU).
-    batch_within_s: Annotated[float, Field(ge=0, le=5)] = 0.005
+    #: Under load, a batch lingers while messages keep arriving (it goes after
+    #: 2 ms without one), at most this long (seconds) after its first message;
+    #: after a quiet spell longer than this, a message goes at once. 0: never
+    #: linger (batches then shrink to a few messages, costing more CPU each).
+    batch_within_s: Annotated[float, Field(ge=0, le=5)] = 0.05
     #: Offsets are committed every this many events, and at least every
     #: second (outputs are published before, whatever this is).
     commit_every: Annotated[int, Field(ge=1, le=100_000)] = 100

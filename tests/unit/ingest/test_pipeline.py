@@ -190,3 +190,29 @@ def test_unknown_topic() -> None:
 def test_events_without_department_are_keyed_by_agency() -> None:
     out = run(enc(event(location=None)))
     assert isinstance(out, Accepted) and out.key == b"agency:police"
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {},
+        {"location": None, "entities": []},
+        {"location": {"department": "2A", "site": "FR MRS"}, "reported_at": "2026-11-26T11:00:00Z"},
+        {"entities": [{"kind": "phone", "value": "06 12 34 56 78"}] * 2, "handling": "secret"},
+        {"details": {"nested": {"a": [1, 2.5, None, "é"]}, "flag": True}},
+    ],
+)
+def test_the_fast_serialisation_is_the_models_own(over: dict[str, Any]) -> None:
+    """normalize() skips building the model; the model must accept its dict as is
+    and write the very same bytes."""
+    from services.ingest.pipeline import normalize, serialize
+    from services.ingest.validate import decode
+    from shared.models import InboundEvent, NormalizedEvent
+
+    inbound = decode(enc(event(**over)), "police", NOW, 4096, timedelta(minutes=5))
+    assert isinstance(inbound, InboundEvent)
+    src = Source("agency.police.events", 2, 41, 1_700_000_000_000, "police")
+    normalized = normalize(inbound, PSEUDO, src, NOW)
+    model = NormalizedEvent.model_validate(normalized)
+    assert serialize(normalized) == model.model_dump_json(by_alias=True).encode()
+    assert model.model_dump(by_alias=True) == normalized

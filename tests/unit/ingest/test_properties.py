@@ -31,7 +31,9 @@ def check(raw: bytes, headers: list[tuple[str, bytes]] | None = None) -> Accepte
         json.dumps(out.record)  # the record is serialisable
     else:
         assert isinstance(out, Accepted)
-        out.event.model_dump_json()
+        # the body is exactly what the contract model writes for itself
+        again = out.event.model_dump_json(by_alias=True).encode()
+        assert out.body == again
     return out
 
 
