@@ -144,20 +144,30 @@ def build(
             for o in outs
         ]
 
+    # topic -> (agency, metric label), for the few topics ingest reads
+    agency_of: dict[str, tuple[str | None, str]] = {}
+
     def decide(batch: Sequence[faust.EventT[Any]]) -> _Decided:
-        """The CPU half of a batch: decode, validate, normalise, serialise."""
+        """The CPU half of a batch: decode, validate, normalise, serialise.
+        The consumed counters are bumped once per agency per batch."""
         now = datetime.now(UTC)
         decided = _Decided([], [])
         observe = metrics.processing.observe
+        per_label: dict[str, int] = {}
+        clock = time.perf_counter
         for ev in batch:
             msg = ev.message
-            started = time.perf_counter()
-            agency = topics.agency_of(msg.topic)
-            label = agency or "unknown"
-            consumed(label).inc()
+            started = clock()
+            topic = msg.topic
+            known = agency_of.get(topic)
+            if known is None:
+                agency = topics.agency_of(topic)
+                known = agency_of[topic] = (agency, agency or "unknown")
+            agency, label = known
+            per_label[label] = per_label.get(label, 0) + 1
             ts = int(msg.timestamp * 1000) if msg.timestamp else None
-            source = Source(msg.topic, msg.partition, msg.offset, ts, agency)
-            headers = _headers(msg)
+            source = Source(topic, msg.partition, msg.offset, ts, agency)
+            headers = _headers(msg) if msg.headers else None
             outcome = process(
                 ev.value, source, pseudo, now, settings.max_message_bytes, tolerance, headers
             )
@@ -167,11 +177,7 @@ def build(
                         label,
                         outcome.key,
                         outcome.body,
-                        (
-                            outcome.agency,
-                            outcome.event_id,
-                            f"{msg.topic}/{msg.partition}/{msg.offset}",
-                        ),
+                        (outcome.agency, outcome.event_id, f"{topic}/{msg.partition}/{msg.offset}"),
                         ev.value,
                         source,
                         headers,
@@ -180,7 +186,9 @@ def build(
                 )
             else:
                 decided.refused.append((label, outcome))
-            observe(time.perf_counter() - started)
+            observe(clock() - started)
+        for label, n in per_label.items():
+            consumed(label).inc(n)
         return decided
 
     async def flush(group: list[_Decided]) -> None:
@@ -202,6 +210,7 @@ def build(
                     duplicates(out.label).inc()
                 else:
                     fresh.append(out)
+            published_per_label: dict[str, int] = {}
             records: list[Record] = [(o.key, o.body, None) for o in fresh]
             try:
                 await retry(lambda: sender.send(topics.events, records), attempts)
@@ -209,7 +218,9 @@ def build(
                 refused += internal(fresh, f"publish failed: {type(exc).__name__}")
             else:
                 for out in fresh:
-                    published(out.label).inc()
+                    published_per_label[out.label] = published_per_label.get(out.label, 0) + 1
+                for label, n in published_per_label.items():
+                    published(label).inc(n)
         await dead_letter(refused)
 
     flusher = GroupFlusher(app, flush, max_pending=settings.max_pending, name="ingest-flush")
