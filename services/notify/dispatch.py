@@ -434,7 +434,7 @@ class Dispatcher:
             for alert, doc, seq in zip(alerts, docs, seqs, strict=True):
                 # the alert's JSON as pydantic wrote it: deterministic for a redelivery
                 member = f'{{"alert":{doc},"incident":{seq}}}'
-                for route in self.routing.route.match(alert.labels):
+                for route in self.routing.match(alert.labels):
                     gid, glabels = group_id(route, alert.labels)
                     labels = json.dumps(glabels)
                     groups.append((route, gid, labels, alert, seq))
@@ -553,14 +553,21 @@ class Dispatcher:
         value: dict[str, dict[str, str]] = self._firing_cache.value
         return value
 
-    async def _cell_silences(self, cell: str) -> list[Silence]:
+    async def _cells_silences(self, cells: set[str]) -> dict[str, list[Silence]]:
+        """Each cell's active silences, read again (together) when older than 0.5 s."""
         now = self.clock()
-        c = self._silence_cache.get(cell)
-        if c is None or abs(now - c.at) > 0.5:
-            c = _Cache(now, await self.silences.active(cell, self.clock()))
-            self._silence_cache[cell] = c
-        value: list[Silence] = c.value
-        return value
+        out: dict[str, list[Silence]] = {}
+        for c in cells:
+            hit = self._silence_cache.get(c)
+            if hit is not None and abs(now - hit.at) <= 0.5:
+                out[c] = hit.value
+        stale = sorted(cells - out.keys())
+        if stale:
+            assert self.pipes is not None  # set at init
+            for c, value in (await self.silences.active_of(stale, now, self.pipes)).items():
+                self._silence_cache[c] = _Cache(now, value)
+                out[c] = value
+        return out
 
     def invalidate_silences(self, cell: str) -> None:
         self._silence_cache.pop(cell, None)
@@ -642,7 +649,7 @@ class Dispatcher:
             for g in groups
             if (route := self.routes.get(g.meta.get("route", ""))) is not None
         }
-        silences = {c: await self._cell_silences(c) for c in cells}
+        silences = await self._cells_silences(cells)
         for g in groups:
             route = self.routes.get(g.meta.get("route", ""))
             if route is None or not g.alerts:
@@ -1161,7 +1168,7 @@ class Dispatcher:
         if raw is None:
             return
         labels = Alert.model_validate_json(raw).labels
-        gids = [group_id(route, labels)[0] for route in self.routing.route.match(labels)]
+        gids = [group_id(route, labels)[0] for route in self.routing.match(labels)]
 
         def remove(p: Batch) -> None:
             for gid in gids:

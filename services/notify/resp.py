@@ -35,7 +35,7 @@ import asyncio
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import hiredis
 import redis.asyncio as aioredis
@@ -48,9 +48,24 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["Batch", "Pipelines", "PoolPipelines", "pairs", "pipelines_for", "values"]
+__all__ = [
+    "Batch",
+    "Command",
+    "Executor",
+    "Pipelines",
+    "PoolPipelines",
+    "pairs",
+    "pipelines_for",
+    "values",
+]
 
 Command = tuple[Any, ...]
+
+
+class Executor(Protocol):
+    """Runs a pipeline: :class:`Pipelines` or :class:`PoolPipelines`."""
+
+    async def execute(self, commands: list[Command]) -> list[Any]: ...
 
 
 @dataclass

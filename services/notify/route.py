@@ -126,6 +126,10 @@ class InhibitRule:
     equal: tuple[str, ...]
 
 
+#: Label sets whose routes :meth:`Routing.match` remembers (then it starts over).
+MATCH_MEMO = 4096
+
+
 @dataclass
 class Routing:
     """A loaded routing file."""
@@ -135,11 +139,31 @@ class Routing:
     inhibit_rules: list[InhibitRule]
     time_intervals: dict[str, list[TimeInterval]]
     raw: dict[str, Any]
+    _read: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _memo: dict[tuple[str, ...], list[Route]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self._read = tuple(sorted({m.name for r in self.route.walk() for m in r.matchers}))
+
+    def match(self, labels: Mapping[str, str]) -> list[Route]:
+        """``route.match(labels)``, remembered per value of the labels the tree's
+        matchers read (a missing label reads as the empty value, as in a
+        matcher): alerts differing only in other labels take the same routes.
+        The list is shared: do not change it."""
+        key = tuple([labels.get(name, "") for name in self._read])
+        got = self._memo.get(key)
+        if got is None:
+            if len(self._memo) >= MATCH_MEMO:
+                self._memo.clear()
+            got = self._memo[key] = self.route.match(labels)
+        return got
 
     def receivers_for(self, labels: Mapping[str, str]) -> list[str]:
         """Receivers in route order, without duplicates (what amtool prints)."""
         seen: list[str] = []
-        for r in self.route.match(labels):
+        for r in self.match(labels):
             if r.receiver not in seen:
                 seen.append(r.receiver)
         return seen

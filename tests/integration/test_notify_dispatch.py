@@ -300,6 +300,30 @@ async def test_silence_mutes_only_its_cell(env: Env) -> None:
     assert not await d.silences.expire("dept-76", s.id)
 
 
+async def test_silences_of_several_cells_read_together(
+    env: Env, redis_client: aioredis.Redis
+) -> None:
+    d, t = env.d, env.clock.t
+    a = await d.silences.create("dept-13", ['rule="r1"'], t, t + 100, "", t)
+    b = await d.silences.create("dept-13", ['rule="r2"'], t, t + 50, "", t)
+    c = await d.silences.create("dept-76", ['rule="r1"'], t, t + 100, "", t)
+    gone = await d.silences.create("dept-76", ['rule="r3"'], t, t + 100, "", t)
+    await redis_client.delete(d.silences._key("dept-76", gone.id))  # as its TTL would
+    assert d.pipes is not None
+    got = await d.silences.active_of(["dept-13", "dept-76", "hq"], t + 60, d.pipes)
+    assert {k: sorted(s.id for s in v) for k, v in got.items()} == {
+        "dept-13": [a.id],  # b ended at t + 50
+        "dept-76": [c.id],
+        "hq": [],
+    }
+    assert [s.id for s in await d.silences.active("dept-76", t + 60)] == [c.id]
+    index = await redis_client.smembers(d.silences._index("dept-76"))
+    assert gone.id.encode() not in index  # the expired one left the index
+    assert got == {
+        cell: await d.silences.active(cell, t + 60) for cell in ("dept-13", "dept-76", "hq")
+    }
+
+
 async def test_receiver_down_then_back_and_dlq(
     env: Env, redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:

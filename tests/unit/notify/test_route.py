@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
+from services.notify import route as route_mod
 from services.notify.group import Member, content_state, group_id, to_notify
 from services.notify.inhibit import inhibited
 from services.notify.matchers import parse_matcher, parse_matchers
@@ -212,3 +214,27 @@ def test_routes_test_cli(tmp_path: Path) -> None:
     assert cli_routes_test(bad, ["a=b"], out, err) == 1
     assert cli_routes_test(default_routing_path(), ["not-a-label"], out, err) == 1
     assert len(err.lines) == 2 and all("\n" not in line for line in err.lines)
+
+
+def test_remembered_matches_are_the_trees_answers(routing, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    values = {
+        "severity": ["critical", "warning", ""],
+        "department": ["13", "75", "2A", ""],
+        "axis": ["organisations", "circulation", ""],
+        "rule": ["r", "x", ""],
+    }
+    label_sets = []
+    for combo in itertools.product(*values.values()):
+        labels = {k: v for k, v in zip(values, combo, strict=True) if v}
+        label_sets += [labels, {**labels, "case": "1"}, {**labels, "case": "2"}]
+    for labels in label_sets + label_sets:  # the second pass answers from memory
+        assert routing.match(labels) == routing.route.match(labels)
+    # remembered by the labels the matchers read: 'case' (unread) adds no entry,
+    # and a label with an empty value reads as a missing one (as matchers do)
+    assert len(routing._memo) == 3 * 4 * 3 * 3
+    assert routing.match({"department": "13", "axis": ""}) is routing.match({"department": "13"})
+    monkeypatch.setattr(route_mod, "MATCH_MEMO", 5)  # bounded
+    routing._memo.clear()
+    for labels in label_sets:
+        assert routing.match(labels) == routing.route.match(labels)
+        assert len(routing._memo) <= 5
