@@ -45,9 +45,6 @@ from services.correlate.state import (
     Op,
     State,
     WindowOp,
-    geo_args_json,
-    window_args_json,
-    window_tail_json,
 )
 from shared.models import AXIS_OF_TYPE, Alert, Annotations, Evidence, Handling, NormalizedEvent
 from shared.redis import Keys
@@ -57,9 +54,16 @@ def event_ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def _digest(text: str) -> str:
+    """The hex digest that names a group's keys (its hash tag, its id)."""
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
 @lru_cache(maxsize=8192)
 def _tag(*parts: str) -> str:
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
+    """:func:`_digest` of ``parts``, memoised: for the few values that recur
+    (rule ids, départements, sites); entity tokens are mostly new, not cached."""
+    return _digest("\x1f".join(parts))
 
 
 #: JSON of the few strings that recur (agencies, types, départements, step lists,
@@ -74,11 +78,13 @@ class _Planned:
     group: str
     tag: str
     op: Op
+    #: the group's key prefix, ``<prefix>:{<tag>}:<group id>:``
+    head: str
 
 
 #: How a rule's ops are planned: a window op per group, or one geo op.
 _WINDOW, _PROXIMITY, _OVERLAP = 0, 1, 2
-#: ``group_by`` entries: every entity token, the tokens of one kind, a location field.
+#: ``group_by`` entries: every entity token, the tokens of some kinds, a location field.
 _ANY_ENTITY, _ENTITY, _PLACE = 0, 1, 2
 
 
@@ -95,15 +101,18 @@ class _Compiled:
     rule: Any
     how: int
     keep: int
-    #: (how, key, kind or field) per ``group_by`` entry
-    group_by: tuple[tuple[int, str, str], ...] = ()
+    #: per ``group_by`` entry (the ``entity:<kind>`` ones merged into one):
+    #: (how, {kind: group prefix} or the location field)
+    group_by: tuple[tuple[int, Any], ...] = ()
     neighbours: int = 0
-    geo: tuple[str, str, str, str] | None = None  # tag, GEO, hash, sorted-set keys
+    #: tag, GEO, hash, sorted-set keys, the group's key prefix, the radius (JSON)
+    geo: tuple[str, str, str, str, str, str] | None = None
     #: per event type the rule can take: the observation's value (window rules:
     #: ``None``, a sequence's steps, ``_FIELD``) or role (proximity), when the
     #: type alone decides it; ``_ASK`` when the filters look at agency or details
     by_type: dict[str, Any] = field(default_factory=dict)
-    #: the end of a window op's arguments (JSON), the same for every op of the rule
+    #: the end of a window op's script arguments (JSON, see ``state._args``), the
+    #: same for every op of the rule
     tail: str = ""
 
 
@@ -248,17 +257,21 @@ class Engine:
             tag = _tag(rule.id)
             how = _PROXIMITY if isinstance(rule, ProximityRule) else _OVERLAP
             g, h, z = (self.keys.tagged(tag, x) for x in ("g", "h", "z"))
-            return _Compiled(rule, how, keep, geo=(tag, g, h, z))
-        group_by = []
+            head = self.keys.tagged(tag, _tag(rule.id, rule.id)[:8], "")
+            return _Compiled(rule, how, keep, geo=(tag, g, h, z, head, f'"{rule.radius_m!r}"'))
+        group_by: list[tuple[int, Any]] = []
+        kinds_at: dict[str, str] = {}  # the entity:<kind> entries, as one
         for key in rule.group_by:
             if key == "entity:*":
-                group_by.append((_ANY_ENTITY, key, ""))
+                group_by.append((_ANY_ENTITY, None))
             elif key.startswith("entity:"):
-                group_by.append((_ENTITY, key, key.split(":", 1)[1]))
+                if not kinds_at:
+                    group_by.append((_ENTITY, kinds_at))
+                kinds_at.setdefault(key.split(":", 1)[1], key + "=")
             else:
-                group_by.append((_PLACE, key, key))
+                group_by.append((_PLACE, key))
         neighbours = rule.count - 1 if isinstance(rule, ThresholdRule) else 0
-        tail = window_tail_json(rule.window, keep, keep, neighbours)
+        tail = f"{rule.window},{keep},{keep},{neighbours}]"
         return _Compiled(rule, _WINDOW, keep, tuple(group_by), neighbours, tail=tail)
 
     @staticmethod
@@ -313,7 +326,10 @@ class Engine:
         if department is not None:
             prefix += ',"d":' + _json_str(department)
         member = f"{agency}|{event_id}"
-        entities = [(e.kind.value, e.token) for e in event.entities]
+        member_json = json_str(member)
+        lonlat: str | None = None  # the coordinates as a geo op's arguments
+        # (kind, token, the token's digest: its groups' hash tag), once per event
+        entities: list[tuple[str, str, str]] | None = None
         kp = self.keys.prefix
         for c in candidates:
             rule = c.rule
@@ -326,7 +342,7 @@ class Engine:
                 if loc.lat is None or loc.lon is None:
                     continue
                 assert c.geo is not None
-                tag, gkey, hkey, zkey = c.geo
+                tag, gkey, hkey, zkey, head, radius = c.geo
                 if c.how == _PROXIMITY:
                     obs = Obs(*base, None, value)
                     pointer = f'{prefix},"r":{_json_str(value)}}}'
@@ -336,9 +352,9 @@ class Engine:
                     obs = Obs(*base, None, None, start, end)
                     pointer = f'{prefix},"s":{start},"f":{end}}}'
                     retain, ttl = end + c.keep, c.keep + max(0, end - t)
-                args = geo_args_json(
-                    member, loc.lon, loc.lat, pointer, retain, t, rule.radius_m, ttl
-                )
+                if lonlat is None:
+                    lonlat = f'"{loc.lon!r}","{loc.lat!r}"'
+                args = f"[1,{member_json},{lonlat},{json_str(pointer)},{retain},{t},{radius},{ttl}]"
                 op: Op = GeoOp(
                     gkey,
                     hkey,
@@ -352,7 +368,7 @@ class Engine:
                     pointer,
                     args,
                 )
-                out.append(_Planned(event, rule, rule.id, tag, op))
+                out.append(_Planned(event, rule, rule.id, tag, op, head))
                 continue
             if value is _FIELD:
                 field = rule.field
@@ -363,33 +379,42 @@ class Engine:
                     if field == "type"
                     else getattr(loc, field)
                 )
-            # (group, the value whose digest is the hash tag)
-            groups: list[tuple[str, str]] = []
-            for how, key, arg in c.group_by:
-                if how == _ANY_ENTITY:
-                    groups += [("entity=" + tok, tok) for _, tok in entities]
-                elif how == _ENTITY:
-                    groups += [(f"{key}={tok}", tok) for kind, tok in entities if kind == arg]
-                else:
+            # (group, its hash tag: the digest of its value, its group id); one hash
+            # tag per group value (entity token, département...): every rule's
+            # window on it lives in one slot
+            groups: list[tuple[str, str, str]] = []
+            rid = rule.id
+            for how, arg in c.group_by:
+                if how == _PLACE:
                     place = getattr(loc, arg, None)
                     if place:
-                        groups.append((f"{key}={place}", f"{key}={place}"))
+                        group = f"{arg}={place}"
+                        groups.append((group, _tag(group), _tag(rid, group)[:8]))
+                    continue
+                if entities is None:
+                    entities = [(e.kind.value, e.token, _digest(e.token)) for e in event.entities]
+                if how == _ANY_ENTITY:
+                    for _, tok, tag in entities:
+                        group = "entity=" + tok
+                        groups.append((group, tag, _digest(f"{rid}\x1f{group}")[:8]))
+                else:
+                    for kind, tok, tag in entities:
+                        if kind in arg:
+                            group = arg[kind] + tok
+                            groups.append((group, tag, _digest(f"{rid}\x1f{group}")[:8]))
             if not groups:
                 continue
             if len(groups) > 1:
                 groups = list(dict.fromkeys(groups))
             obs = Obs(*base, value)
             pointer = prefix + "}" if value is None else f'{prefix},"v":{_json_str(value)}}}'
-            args = window_args_json(member, t, pointer, c.tail)
+            args = f"[0,{member_json},{t},{json_str(pointer)},{c.tail}"
             window, keep, neighbours = rule.window, c.keep, c.neighbours
-            for group, tagged in groups:
-                # one hash tag per group value (entity token, département...): every
-                # rule's window on it lives in one slot
-                tag = _tag(tagged)
-                head_key = f"{kp}:{{{tag}}}:{_tag(rule.id, group)[:8]}:"
+            for group, tag, gid in groups:
+                head = f"{kp}:{{{tag}}}:{gid}:"
                 op = WindowOp(
-                    head_key + "h",
-                    head_key + "z",
+                    head + "h",
+                    head + "z",
                     obs,
                     window,
                     keep,
@@ -398,7 +423,7 @@ class Engine:
                     pointer,
                     args,
                 )
-                out.append(_Planned(event, rule, group, tag, op))
+                out.append(_Planned(event, rule, group, tag, op, head))
         return out
 
     # -- deciding -------------------------------------------------------------------------
@@ -420,10 +445,9 @@ class Engine:
         rule = p.rule
         alert_id = fingerprint(rule.id, p.group, m.anchor)
         ttl = rule.window + self.lateness_ms
-        gid = _tag(rule.id, p.group)[:8]
         return Claim(
             self.keys.tagged(p.tag, "f", alert_id),
-            self.keys.tagged(p.tag, gid, "s"),
+            p.head + "s",
             p.op.obs.t,
             rule.suppress or 0,
             max(ttl, rule.suppress or 0),

@@ -28,7 +28,6 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from json.encoder import encode_basestring_ascii as json_str
 from typing import Any, Protocol
 
 import hiredis
@@ -234,8 +233,8 @@ class WindowOp:
     neighbours: int = 0
     #: ``obs`` as stored (JSON); empty: ``obs.to_json()``.
     pointer: str = ""
-    #: The op's arguments for the apply script, as JSON (``op_json``); empty:
-    #: encoded when sent.
+    #: The op's arguments for the apply script, as JSON (what ``op_json``
+    #: would write); empty: encoded when sent.
     args: str = ""
 
 
@@ -252,8 +251,8 @@ class GeoOp:
     ttl_ms: int
     #: ``obs`` as stored (JSON); empty: ``obs.to_json()``.
     pointer: str = ""
-    #: The op's arguments for the apply script, as JSON (``op_json``); empty:
-    #: encoded when sent.
+    #: The op's arguments for the apply script, as JSON (what ``op_json``
+    #: would write); empty: encoded when sent.
     args: str = ""
 
 
@@ -303,35 +302,6 @@ def _args(op: Op) -> list[Any]:
         repr(op.radius_m),
         op.ttl_ms,
     ]
-
-
-def window_args_json(member: str, t: int, pointer: str, tail: str) -> str:
-    """A window op's ``_args`` as JSON, ``tail`` being
-    :func:`window_tail_json` of its lookback, keep, ttl and neighbours (byte for
-    byte what ``json.dumps(_args(op), separators=(",", ":"))`` writes)."""
-    return f"[0,{json_str(member)},{t},{json_str(pointer)},{tail}"
-
-
-def window_tail_json(lookback_ms: int, keep_ms: int, ttl_ms: int, neighbours: int) -> str:
-    return f"{lookback_ms},{keep_ms},{ttl_ms},{neighbours}]"
-
-
-def geo_args_json(
-    member: str,
-    lon: float,
-    lat: float,
-    pointer: str,
-    retain_until: int,
-    t: int,
-    radius_m: float,
-    ttl_ms: int,
-) -> str:
-    """A geo op's ``_args`` as JSON (see :func:`window_args_json`); a float's
-    ``repr`` needs no JSON escaping."""
-    return (
-        f'[1,{json_str(member)},"{lon!r}","{lat!r}",{json_str(pointer)},'
-        f'{retain_until},{t},"{radius_m!r}",{ttl_ms}]'
-    )
 
 
 def op_json(op: Op) -> str:
@@ -517,9 +487,16 @@ class RedisState:
             for idx in plan
         ]
         fired = [False] * len(claims)
-        for idx, res in zip(plan, await self._run(self._claim, calls), strict=True):
-            for i, r in zip(idx, res, strict=True):
+
+        def answered(k: int, res: list[int]) -> None:
+            for i, r in zip(plan[k], res, strict=True):
                 fired[i] = bool(r)
+
+        if self._slot is not None:  # a cluster client routes each call to its node
+            for k, res in enumerate(await self._run(self._claim, calls)):
+                answered(k, res)
+        else:
+            await self._stream(self._claim, lambda: calls, answered)
         return fired
 
     async def release(self, claims: list[Claim]) -> None:

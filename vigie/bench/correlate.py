@@ -19,9 +19,10 @@ The three passes alternate for ``--rounds`` rounds (noop, batched, naive,
 noop...) and the medians are reported, so a neighbour's burst of load does
 not land on one mode only; each round's ratios compare passes a few seconds
 apart. Throughput is read from the worker's ``vigie_correlate_events_total``
-between the first and the last event (polled every 100 ms; start-up and group
-join excluded); the worker's CPU time over the same span (all threads,
-``/proc``) gives CPU µs per event, a figure a busy neighbour disturbs far less.
+between the first and the last event (polled every 100 ms near both ends,
+sparser in between; start-up and group join excluded); the worker's CPU time
+over the same span (all threads, ``/proc``) gives CPU µs per event, a figure a
+busy neighbour disturbs far less.
 Also reported: Redis round trips per event and Redis memory per tracked group
 (``MEMORY USAGE`` over the run's keys, divided by the number of distinct hash
 tags). Targets: batched
@@ -162,6 +163,31 @@ async def _memory(redis_url: str, prefix: str, measure: bool = True) -> dict[str
         await client.aclose()
 
 
+#: Polling /metrics: at least this often near the start and the end of a pass...
+POLL_MIN_S = 0.1
+#: ... and at most this far apart in between (serving /metrics costs the worker CPU).
+POLL_MAX_S = 1.0
+
+
+def _next_poll(first: tuple[float, float, float] | None, now: float, count: float, n: int) -> float:
+    """Seconds until the next poll of /metrics.
+
+    The figures are read between the first poll that sees an event and the
+    first that sees all ``n``: only those two polls enter them, so the ones in
+    between can be sparse. Each poll costs the worker CPU (Faust's and the
+    service's registries rendered), and more of it the longer the pass runs:
+    every 100 ms, serving /metrics was ~4 % of the batched worker's samples in
+    py-spy, a cost that is the measurement's, not the engine's. So: every
+    ``POLL_MIN_S`` until the first event, then half the time the current rate
+    says is left (between ``POLL_MIN_S`` and ``POLL_MAX_S``): the last event is
+    still seen within ``POLL_MIN_S`` or so, as when every poll was 100 ms apart.
+    """
+    if first is None or count <= first[1] or now <= first[0]:
+        return POLL_MIN_S
+    rate = (count - first[1]) / (now - first[0])
+    return min(POLL_MAX_S, max(POLL_MIN_S, (n - count) / rate / 2))
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` (all its threads), in seconds."""
     try:
@@ -220,7 +246,7 @@ async def run_mode(
                     break
                 if not proc.running:
                     return {"error": f"worker exited: {proc.tail(5)}"}
-                await asyncio.sleep(0.1)  # scraping /metrics costs the worker CPU
+                await asyncio.sleep(_next_poll(first, now, count, n))
             else:
                 return {"error": "timeout", "processed": seen.get("vigie_correlate_events_total")}
         assert first is not None
