@@ -102,23 +102,61 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return seq
 """
 
-# Add or update an alert in a group; bump the version when its content changes.
-# Returns {1 when the group is new else 0, the group's version}.
-_GROUP_ADD = """
-local new = redis.call('EXISTS', KEYS[2]) == 0
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old ~= ARGV[2] then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('HINCRBY', KEYS[2], 'ver', 1)
+# Claim a notification: free, failed before, or sent more than repeat_interval
+# ago → claimed (returns the first try's time); otherwise returns the current
+# state ('sent:<time>' or 'claimed:<time>'). Times come from the caller's clock.
+_CLAIM_FN = """
+local function claim(key, now, claim_s, repeat_s)
+  local v = redis.call('GET', key)
+  if v and string.sub(v, 1, 5) == 'sent:' and
+     tonumber(now) - tonumber(string.sub(v, 6)) >= tonumber(repeat_s) then
+    v = nil
+  end
+  if not v then
+    redis.call('SET', key, 'claimed:' .. now, 'EX', claim_s)
+    return now
+  end
+  if string.sub(v, 1, 7) == 'failed:' then
+    local first = string.sub(v, 8)
+    redis.call('SET', key, 'claimed:' .. first, 'EX', claim_s)
+    return first
+  end
+  return v
 end
-redis.call('HSETNX', KEYS[2], 'route', ARGV[3])
-redis.call('HSETNX', KEYS[2], 'labels', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-local ver = redis.call('HGET', KEYS[2], 'ver') or '0'
-if new then return {1, ver} end
-return {0, ver}
 """
+
+# Add or update a group's alerts of one batch (in order), bumping the version for
+# each whose content changed. KEYS: the group's alerts and meta hashes, then the
+# notification log keys to claim if the group is new (due at once: its
+# notification is decided before it is recorded). ARGV: route id, group labels,
+# ttl, n, n (alert id, member) pairs, then (with keys to claim) now, claim_s,
+# repeat_interval. Returns {1 when the group is new else 0, the group's version,
+# and for a new group each claim's answer}.
+_GROUP_ADD = (
+    _CLAIM_FN
+    + """
+local new = redis.call('EXISTS', KEYS[2]) == 0
+local n = tonumber(ARGV[4])
+for i = 5, 4 + 2 * n, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    redis.call('HINCRBY', KEYS[2], 'ver', 1)
+  end
+end
+redis.call('HSETNX', KEYS[2], 'route', ARGV[1])
+redis.call('HSETNX', KEYS[2], 'labels', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+local out = {0, redis.call('HGET', KEYS[2], 'ver') or '0'}
+if not new then return out end
+out[1] = 1
+local at = 5 + 2 * n
+for k = 3, #KEYS do
+  out[#out + 1] = claim(KEYS[k], ARGV[at], ARGV[at + 1], ARGV[at + 2])
+end
+return out
+"""
+)
 
 # Take an alert out of a group (resolved by hand); bump the version if it was there.
 _GROUP_REMOVE = """
@@ -154,26 +192,8 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return 1
 """
 
-# Claim a notification: free, failed before, or sent more than repeat_interval
-# ago → claimed (returns the first try's time); otherwise returns the current
-# state ('sent:<time>' or 'claimed:<time>'). Times come from the caller's clock.
-_NFLOG_CLAIM = """
-local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, 5) == 'sent:' and
-   tonumber(ARGV[1]) - tonumber(string.sub(v, 6)) >= tonumber(ARGV[3]) then
-  v = nil
-end
-if not v then
-  redis.call('SET', KEYS[1], 'claimed:' .. ARGV[1], 'EX', ARGV[2])
-  return ARGV[1]
-end
-if string.sub(v, 1, 7) == 'failed:' then
-  local first = string.sub(v, 8)
-  redis.call('SET', KEYS[1], 'claimed:' .. first, 'EX', ARGV[2])
-  return first
-end
-return v
-"""
+# Claim one notification (see _CLAIM_FN): KEYS[1], ARGV now, claim_s, repeat_interval.
+_NFLOG_CLAIM = _CLAIM_FN + "return claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
 
 
 @dataclass(frozen=True)
@@ -214,6 +234,16 @@ class _Job:
     alerts: list[tuple[Alert, int]]
     members: list[Member]
     ver: str
+
+
+@dataclass
+class _Adds:
+    """A group's updates in one batch: (alert id, member) pairs, flat, in order."""
+
+    route: Route
+    labels: str
+    members: list[str] = field(default_factory=list)
+    alerts: dict[str, tuple[Alert, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -427,67 +457,89 @@ class Dispatcher:
                 p.hdel(self._firing, *resolved)
 
         seqs = [int(x) for x in (await self._pipe(incidents))[: len(alerts)]]
-        groups: list[tuple[Route, str, str, Alert, int]] = []
+        # A group's updates of this batch go in one script call.
+        adds: dict[str, _Adds] = {}
+        count = 0
+        for alert, doc, seq in zip(alerts, docs, seqs, strict=True):
+            # the alert's JSON as pydantic wrote it: deterministic for a redelivery
+            member = f'{{"alert":{doc},"incident":{seq}}}'
+            for route in self.routing.match(alert.labels):
+                gid, glabels = group_id(route, alert.labels)
+                a = adds.get(gid)
+                if a is None:
+                    a = adds[gid] = _Adds(route, json.dumps(glabels))
+                a.members += (alert.alert_id, member)
+                a.alerts[alert.alert_id] = (alert, seq)  # the last status wins
+                count += 1
+        # With ``take``, the groups due at once (group_wait 0, every alert firing)
+        # are decided now, as if new: the script claims their notifications if
+        # they are, and they leave at once, leased.
+        until = now + self.config.lease_s
+        ready = [
+            _Group(
+                gid,
+                {"route": a.route.id, "labels": a.labels},
+                sorted(a.alerts.values(), key=lambda x: x[0].alert_id),
+            )
+            for gid, a in adds.items()
+            if take
+            and a.route.group_wait <= 0
+            and all(x.status == "firing" for x, _ in a.alerts.values())
+        ]
+        plan = await self._plan(ready) if ready else None
+        jobs = {j.gid: j for j in plan.jobs} if plan is not None else {}
 
         def group_adds(p: Batch) -> None:
-            groups.clear()
-            for alert, doc, seq in zip(alerts, docs, seqs, strict=True):
-                # the alert's JSON as pydantic wrote it: deterministic for a redelivery
-                member = f'{{"alert":{doc},"incident":{seq}}}'
-                for route in self.routing.match(alert.labels):
-                    gid, glabels = group_id(route, alert.labels)
-                    labels = json.dumps(glabels)
-                    groups.append((route, gid, labels, alert, seq))
-                    self._eval(
-                        p,
-                        self._group_add,
-                        [self._gk(gid, "alerts"), self._gk(gid, "meta")],
-                        [alert.alert_id, member, route.id, labels, ttl],
-                    )
+            if plan is not None:
+                plan.claims.clear()
+            for gid, a in adds.items():
+                keys = [self._gk(gid, "alerts"), self._gk(gid, "meta")]
+                args: list[Any] = [a.route.id, a.labels, ttl, len(a.members) // 2, *a.members]
+                job = jobs.get(gid)
+                if job is not None and plan is not None:
+                    keys += self._claims_of(plan, job)
+                    args += [plan.now, int(self.config.claim_s) or 1, job.route.repeat_interval]
+                self._eval(p, self._group_add, keys, args)
 
         results = await self._pipe(group_adds)
         # A new group waits group_wait; an existing one keeps its next tick.
         fresh: dict[str, float] = {}
         known: dict[str, float] = {}
-        ready: dict[str, _Group] = {}
-        until = now + self.config.lease_s
-        for (route, gid, labels, alert, seq), res in zip(groups, results, strict=True):
-            new, ver = int(res[0]), _s(res[1])
-            if new:
-                fresh[gid] = now + route.group_wait
-                known.pop(gid, None)
-                if take and route.group_wait <= 0:
-                    ready[gid] = _Group(gid, {"route": route.id, "labels": labels}, [])
-            elif gid not in fresh:
-                known[gid] = now + route.group_wait
-            g = ready.get(gid)
-            if g is not None:  # every alert of this batch in the new group
-                g.meta["ver"] = ver
-                g.alerts = [x for x in g.alerts if x[0].alert_id != alert.alert_id]
-                g.alerts.append((alert, seq))
-        # a new group holding a resolved alert goes the usual way (it may be finished)
-        for gid, g in list(ready.items()):
-            if all(a.status == "firing" for a, _ in g.alerts):
-                fresh[gid] = until
-                g.alerts.sort(key=lambda x: x[0].alert_id)
+        taken: set[str] = {g.gid for g in ready}
+        answers: dict[str, list[Any]] = {}
+        for (gid, a), res in zip(adds.items(), results, strict=True):
+            if int(res[0]):
+                fresh[gid] = until if gid in taken else now + a.route.group_wait
+                answers[gid] = res[2:]
+                if gid in jobs:
+                    jobs[gid].ver = _s(res[1])
             else:
-                del ready[gid]
-        plan = await self._plan(list(ready.values())) if ready else None
+                known[gid] = now + a.route.group_wait
+                taken.discard(gid)
+        if plan is not None:
+            self._keep_only(plan, taken)
+            if taken:
+                got = {gid: iter(answers[gid]) for gid in taken}
+                claimed = [next(got[job.gid]) for job, _, _ in plan.claims]
+                self._spawn(self._deliver_plan_safe(plan, claimed, until))
 
         def schedule(p: Batch) -> None:
             if fresh:
                 p.zadd(self._sched, fresh)
             if known:
                 p.zadd(self._sched, known, nx=True)
-            if plan is not None:
-                self._claim_into(p, plan)
 
-        answers = await self._pipe(schedule)
-        if plan is not None:
-            answers = answers[bool(fresh) + bool(known) :]
-            self._spawn(self._deliver_plan_safe(plan, answers, until))
+        await self._pipe(schedule)
         self._timers_set(min(fresh.values(), default=None))
-        return len(groups), [(g, until) for g in ready.values()]
+        return count, [(g, until) for g in ready if g.gid in taken]
+
+    @staticmethod
+    def _keep_only(plan: _Plan, gids: set[str]) -> None:
+        """Forget what ``plan`` decided for groups not in ``gids`` (not new after all)."""
+        plan.jobs = [j for j in plan.jobs if j.gid in gids]
+        plan.claims = [c for c in plan.claims if c[0].gid in gids]
+        plan.reschedule = {g: t for g, t in plan.reschedule.items() if g in gids}
+        plan.drops = [d for d in plan.drops if d[0] in gids]
 
     def _eval(self, p: Batch, script: Any, keys: list[str], args: list[Any]) -> None:
         """Queue a script by its SHA (see :meth:`_pipe`)."""
@@ -677,13 +729,20 @@ class Dispatcher:
             plan.jobs.append(_Job(g.gid, route, cell, n, state, chosen, members, ver))
         return plan
 
+    def _claims_of(self, plan: _Plan, job: _Job) -> list[str]:
+        """The notification log keys of ``job`` (one per channel), added to ``plan.claims``."""
+        keys = []
+        for ci, ch in enumerate(job.cell.channels):
+            key = self.keys.tagged(f"g:{job.gid}", "nflog", job.cell.id, str(ci), job.state)
+            plan.claims.append((job, ch, key))
+            keys.append(key)
+        return keys
+
     def _claim_into(self, p: Batch, plan: _Plan) -> None:
         """Queue the notification log claims of ``plan`` (one per job and channel)."""
         plan.claims.clear()
         for job in plan.jobs:
-            for ci, ch in enumerate(job.cell.channels):
-                key = self.keys.tagged(f"g:{job.gid}", "nflog", job.cell.id, str(ci), job.state)
-                plan.claims.append((job, ch, key))
+            for key in self._claims_of(plan, job):
                 self._eval(
                     p,
                     self._nflog_claim,

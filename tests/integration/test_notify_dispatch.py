@@ -305,18 +305,19 @@ async def test_silences_of_several_cells_read_together(
 ) -> None:
     d, t = env.d, env.clock.t
     a = await d.silences.create("dept-13", ['rule="r1"'], t, t + 100, "", t)
-    b = await d.silences.create("dept-13", ['rule="r2"'], t, t + 50, "", t)
+    ended = await d.silences.create("dept-13", ['rule="r2"'], t, t + 50, "", t)
     c = await d.silences.create("dept-76", ['rule="r1"'], t, t + 100, "", t)
     gone = await d.silences.create("dept-76", ['rule="r3"'], t, t + 100, "", t)
     await redis_client.delete(d.silences._key("dept-76", gone.id))  # as its TTL would
     assert d.pipes is not None
     got = await d.silences.active_of(["dept-13", "dept-76", "hq"], t + 60, d.pipes)
     assert {k: sorted(s.id for s in v) for k, v in got.items()} == {
-        "dept-13": [a.id],  # b ended at t + 50
+        "dept-13": [a.id],  # not `ended` (at t + 50), still indexed until its key expires
         "dept-76": [c.id],
         "hq": [],
     }
     assert [s.id for s in await d.silences.active("dept-76", t + 60)] == [c.id]
+    assert ended.id.encode() in await redis_client.smembers(d.silences._index("dept-13"))
     index = await redis_client.smembers(d.silences._index("dept-76"))
     assert gone.id.encode() not in index  # the expired one left the index
     assert got == {
@@ -477,6 +478,30 @@ async def test_immediate_groups_flush_from_memory_under_a_lease(
     await env.at(71 + d.config.lease_s)
     assert [("F3", "firing")] in env.got("dept-13") and [("F3", "firing")] in env.got("hq")
     await dead.d.close()
+
+
+async def test_a_group_due_at_once_is_sent_at_once_only_when_new(
+    env: Env, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """ingest_and_flush decides a group_wait-0 group's notification before
+    recording it: sent (with every alert of the batch) only if the group is new;
+    an alert joining it later waits for its group_interval, and no notification
+    of the guessed content is claimed."""
+    d = env.d
+    await env.at(0)
+    await d.ingest_and_flush([alert("G1", severity="critical"), alert("G2", severity="critical")])
+    await d.drain()
+    assert env.got("hq") == [[("G1", "firing"), ("G2", "firing")]]
+    await d.ingest_and_flush([alert("G3", severity="critical")])  # the same group, not new
+    await d.drain()
+    assert len(env.got("hq")) == 1
+    marks = [
+        await redis_client.get(k) async for k in redis_client.scan_iter(f"{redis_prefix}:*nflog*")
+    ]
+    assert not [m for m in marks if m and m.startswith(b"claimed:")]
+    await env.at(60)  # group_interval
+    assert env.got("hq")[-1] == [("G1", "firing"), ("G2", "firing"), ("G3", "firing")]
+    assert len(env.got("hq")) == 2
 
 
 async def test_manual_resolve_takes_the_alert_out_of_its_group(env: Env) -> None:
