@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -206,6 +207,29 @@ class Health:
             await self._close_client()
 
 
+#: Every worker's first-generation GC threshold (CPython's default: 700). A
+#: batch holds thousands of short-lived objects until it is decided; at 700 the
+#: collector ran several times per batch, promoted them to the older
+#: generations while still alive, and so triggered full collections of the
+#: whole Faust heap (correlate: ~40 µs per event at 700, ~4 µs at 10,000,
+#: measured with ``gc.callbacks``). Cyclic garbage waits a little longer.
+GC_THRESHOLD_0 = 10_000
+
+
+def settle_gc() -> None:
+    """Put what a worker built at start out of the garbage collector's way.
+
+    Collects, freezes the survivors (Faust, pydantic, rules and routing tables:
+    over 100k long-lived objects, which every full collection walked: pauses of
+    55-330 ms measured in the notify worker), and raises the first-generation
+    threshold to :data:`GC_THRESHOLD_0`. Called once by every app's start-up
+    task (:func:`create_app`); calling it again is harmless.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD_0, *gc.get_threshold()[1:])
+
+
 def create_app(
     service: str,
     settings: Settings,
@@ -267,6 +291,10 @@ def create_app(
     async def _assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         health.assigned = True
         health.status["assigned"] = True
+
+    @app.task  # type: ignore[misc,untyped-decorator]
+    async def _settle_gc() -> None:
+        settle_gc()
 
     @app.task  # type: ignore[misc,untyped-decorator]
     async def _health_loop() -> None:
