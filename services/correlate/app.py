@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import signal
@@ -42,15 +41,6 @@ from shared.topics import Topics
 log = logging.getLogger("vigie.correlate")
 
 validate = NormalizedEvent.model_validate_json
-
-#: The worker's first-generation GC threshold (CPython's default: 700). A batch
-#: holds thousands of short-lived objects (ops, observations, keys) until it is
-#: decided; at 700 the collector ran several times per batch, promoted them to
-#: the older generations while still alive, and so triggered full collections
-#: of the whole Faust heap: ~40 µs per event in ``vigie bench correlate``
-#: (measured with ``gc.callbacks``), ~4 µs at 10,000. Cyclic garbage waits a
-#: little longer to be collected; nothing else changes.
-GC_THRESHOLD_0 = 10_000
 
 
 def _source(ev: Any) -> dict[str, Any]:
@@ -91,11 +81,6 @@ def build(
             metrics.set_rules(reloader.active.version, len(reloader.active.rules))
         elif reloader.last_error and reloader.last_error != before:
             metrics.rules_reload_errors.inc()
-
-    @app.task  # type: ignore[misc,untyped-decorator]
-    async def _tune_gc() -> None:
-        # in the worker (every mode: the bench's ceiling runs with it too)
-        gc.set_threshold(GC_THRESHOLD_0, *gc.get_threshold()[1:])
 
     @app.task  # type: ignore[misc,untyped-decorator]
     async def _watch_rules() -> None:

@@ -452,7 +452,10 @@ class RedisState:
 
         def answered(k: int, res: list[Any]) -> None:
             for i, raw in zip(plan[k], res, strict=True):
-                done(i, raw)
+                op = ops[i]
+                out[i] = seen = [op.obs] if raw.__class__ is int else decode(op, raw)
+                if sink is not None:
+                    sink(i, seen)
 
         def call(idx: list[int]) -> tuple[list[str], list[Any]]:
             chunk = [ops[i] for i in idx]
