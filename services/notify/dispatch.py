@@ -296,9 +296,11 @@ class Dispatcher:
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
     #: run() found every flush slot taken (a freed slot wakes it).
     _starved: bool = False
-    #: When run() means to look at the schedules next (clock time; during a
-    #: pass, infinity: a timer written meanwhile makes it pass again).
+    #: When run() means to look at the schedules next (clock time).
     _wake_at: float = math.inf
+    #: run() is reading the schedules; the earliest timer written meanwhile.
+    _passing: bool = False
+    _noted: float = math.inf
     #: How pipelines reach Redis; default: :func:`~services.notify.resp.pipelines_for`.
     pipes: Pipelines | PoolPipelines | None = None
 
@@ -411,8 +413,12 @@ class Dispatcher:
 
     def _timers_set(self, first: float | None) -> None:
         """Timers were written, the earliest at ``first``: wake run() if it
-        sleeps past it."""
-        if first is not None and first < self._wake_at:
+        sleeps past it (if it is reading the schedules, it will sleep no later)."""
+        if first is None:
+            return
+        if self._passing:
+            self._noted = min(self._noted, first)
+        elif first < self._wake_at:
             self.wake.set()
 
     def _freed(self, _task: asyncio.Task[None]) -> None:
@@ -530,7 +536,8 @@ class Dispatcher:
                 p.zadd(self._sched, known, nx=True)
 
         await self._pipe(schedule)
-        self._timers_set(min(fresh.values(), default=None))
+        # the first flush of a new group (those taken are leased to this replica)
+        self._timers_set(min([t for g, t in fresh.items() if g not in taken], default=None))
         return count, [(g, until) for g in ready if g.gid in taken]
 
     @staticmethod
@@ -1284,7 +1291,7 @@ class Dispatcher:
                 # a library swallowed our cancellation (asyncio.wait_for in 3.11): stop anyway
                 raise asyncio.CancelledError
             self.wake.clear()
-            self._wake_at = math.inf
+            self._passing, self._noted = True, math.inf
             now = self.clock()
             wake_at = now + idle_s
             claimed = False
@@ -1309,9 +1316,10 @@ class Dispatcher:
             except Exception:
                 log.exception("flush loop error")
                 await asyncio.sleep(1.0)
+            self._passing = False
             if claimed:
                 continue  # more may be due (limits)
-            self._wake_at = wake_at
+            wake_at = self._wake_at = min(wake_at, self._noted)
             delay = wake_at - self.clock()
             if delay > 0 and not self.wake.is_set():
                 # asyncio.timeout, not wait_for: wait_for may swallow a cancellation

@@ -593,3 +593,27 @@ async def test_run_claims_due_groups_when_a_flush_slot_frees(
     await e.d.ingest(alert("W", severity="critical", rule="w"))  # due now: no slot
     assert await until(lambda: "W" in e.rx.alert_ids("dept-13"))
     assert e.got("dept-76") == []  # the hanging cell never answered
+
+
+async def test_run_passes_only_when_a_timer_needs_it(
+    running: Callable[..., Awaitable[Env]],
+) -> None:
+    """Deliveries write timers (group_interval, acknowledgement) all the time;
+    run() reads the schedules again only for one earlier than its own wake-up,
+    not for each of them, even when they land while it reads."""
+    e = await running()
+    passes = 0
+    claim_both = e.d._claim_both
+
+    async def counted(now: float, groups: bool) -> tuple[list[Any], list[Any], float | None]:
+        nonlocal passes
+        passes += 1
+        return await claim_both(now, groups)
+
+    e.d._claim_both = counted  # type: ignore[method-assign]
+    for i in range(20):
+        await e.d.ingest_and_flush([alert(f"P{i}", severity="critical", rule=f"p{i}")])
+    assert await until(lambda: len(e.got("dept-13")) == 20 and not e.d._inflight)
+    # the first pass, then once for the first group_interval/acknowledgement
+    # timer (earlier than the hour it meant to sleep); later timers are later
+    assert passes <= 4
