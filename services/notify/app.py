@@ -56,12 +56,12 @@ LINGER_STEP_S = 0.0003
 def settle_gc() -> None:
     """Put what the worker built at start out of the garbage collector's way.
 
-    Faust, pydantic and the routing tables leave ~120k long-lived objects; each
-    full collection walks them all: 70-330 ms measured in the notify worker
-    during ``vigie bench notify --rate 300`` (machine shared), a pause for every
-    alert in flight, the p99. Frozen, they are never walked again; later
-    collections walk what came after. Garbage is collected first, so nothing
-    collectable is frozen.
+    Faust, pydantic and the routing tables leave ~130k long-lived objects; each
+    full collection walks them all: 55-330 ms measured in the notify worker
+    under ``vigie bench notify --rate 300`` (machine shared), a pause for every
+    alert in flight when one lands during a run. Frozen, they are never walked
+    again; later collections walk what came after. Garbage is collected first,
+    so nothing collectable is frozen.
     """
     gc.collect()
     gc.freeze()
