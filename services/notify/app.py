@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import signal
@@ -51,20 +50,6 @@ log = logging.getLogger("vigie.notify")
 #: A batch keeps growing while alerts keep arriving, checked every step, this long at most.
 LINGER_S = 0.003
 LINGER_STEP_S = 0.0003
-
-
-def settle_gc() -> None:
-    """Put what the worker built at start out of the garbage collector's way.
-
-    Faust, pydantic and the routing tables leave ~130k long-lived objects; each
-    full collection walks them all: 55-330 ms measured in the notify worker
-    under ``vigie bench notify --rate 300`` (machine shared), a pause for every
-    alert in flight when one lands during a run. Frozen, they are never walked
-    again; later collections walk what came after. Garbage is collected first,
-    so nothing collectable is frozen.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def delivery_config(settings: NotifySettings, smtp_password: str | None) -> DeliveryConfig:
@@ -199,7 +184,6 @@ def build(
 
     @app.task  # type: ignore[misc,untyped-decorator]
     async def _flusher() -> None:
-        settle_gc()
         await dispatcher.run()
 
     sighup = asyncio.Event()
