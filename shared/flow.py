@@ -151,16 +151,23 @@ class GroupFlusher(Generic[W]):
 _STEP = 0.002
 
 
-async def _grow(buf: list[list[Any]], max_: int, linger: float, loop: Any) -> None:
-    """Let the batch in ``buf[0]`` grow while events keep coming.
+async def _grow(
+    buf: list[list[Any]],
+    max_: int,
+    linger: float,
+    loop: Any,
+    behind: Callable[[Any], bool] = lambda event: True,
+) -> None:
+    """Let the batch in ``buf[0]`` grow while the worker is behind and events keep coming.
 
-    Returns after ``linger`` seconds at most, when the batch holds ``max_``
-    events, or after a step of ``_STEP`` in which no event arrived (the
-    worker has delivered all it had fetched). Plain sleeps, cancelled with the
-    agent on stop.
+    Returns at once when ``behind(last event)`` is false (the consumer has
+    caught up with its partition: nothing more is waiting on the broker, so
+    lingering would only add latency); otherwise after ``linger`` seconds at
+    most, when the batch holds ``max_`` events, or after a step of ``_STEP``
+    in which no event arrived. Plain sleeps, cancelled with the agent on stop.
     """
     deadline = loop.time() + linger
-    while len(buf[0]) < max_:
+    while len(buf[0]) < max_ and behind(buf[0][-1]):
         now = loop.time()
         if now >= deadline:
             return
@@ -168,6 +175,24 @@ async def _grow(buf: list[list[Any]], max_: int, linger: float, loop: Any) -> No
         await asyncio.sleep(min(_STEP, deadline - now))
         if len(buf[0]) == had:
             return
+
+
+def _lag_checker(app: Any) -> Callable[[Any], bool]:
+    """``behind(event)``: is the broker's high watermark of the event's partition
+    (as of the last fetch) past the event? Unknown (no consumer, no watermark
+    yet, an error) counts as behind: the batch then lingers as it would anyway."""
+
+    def behind(event: Any) -> bool:
+        msg = getattr(event, "message", None)
+        if msg is None:
+            return True
+        try:
+            high = app.consumer.highwater(msg.tp)
+        except Exception:
+            return True
+        return high is None or high > msg.offset + 1
+
+    return behind
 
 
 async def take_batches(
@@ -182,15 +207,19 @@ async def take_batches(
 
     * after a quiet spell (the stream was empty for longer than ``linger``)
       or with ``linger`` 0, the batch goes at once: a lone event is not held;
-    * otherwise (under load) it lingers while events keep coming, in steps of
-      ``_STEP`` (2 ms): it goes after the first step that brought nothing
-      (everything fetched has been delivered), at ``max_`` events, or
-      ``linger`` seconds after its first event, whichever comes first.
+    * when the consumer has caught up (the partition's high watermark, as of
+      the last fetch, is right after the batch's last event), it goes at once:
+      nothing more is waiting on the broker;
+    * otherwise (a backlog) it lingers while events keep coming, in steps of
+      ``_STEP`` (2 ms): it goes when the consumer catches up, after the first
+      step that brought nothing, at ``max_`` events, or ``linger`` seconds
+      after its first event, whichever comes first.
 
     At most ``max_`` events are buffered (beyond, the stream waits); while a
     batch is processed, the next one keeps filling. Lingering only while events
-    keep arriving costs a busy worker nothing (it is delivering them meanwhile)
-    and lets batches grow from a handful of events to dozens or hundreds, so
+    keep arriving from a backlog costs a busy worker nothing (it is delivering
+    them meanwhile) and lets batches grow from a handful of events to dozens or
+    hundreds, so
     each batch's fixed cost (the loop, the acks, the caller's round trips) is
     shared by many events.
 
@@ -217,6 +246,7 @@ async def take_batches(
             await s.wait(room)  # never more than max_ in a batch
         return value
 
+    behind = _lag_checker(s.app)
     enable_acks = s.enable_acks
     s.enable_acks = False  # acked here, once processed
     s.add_processor(add_to_buffer)
@@ -235,7 +265,7 @@ async def take_batches(
                 idle = loop.time() - started
                 continue
             if linger > 0 and len(buf[0]) < max_ and idle < linger:
-                await _grow(buf, max_, linger, loop)
+                await _grow(buf, max_, linger, loop, behind)
             batch, buf[0] = buf[0], []
             idle = 0.0
             ready.clear()

@@ -181,3 +181,31 @@ async def test_a_lone_event_is_not_held_past_one_step() -> None:
     buf: list[list[Any]] = [[-1]]
     await asyncio.wait_for(_grow(buf, 500, 60.0, loop), timeout=30)
     assert buf[0] == [-1]
+
+
+async def test_a_batch_does_not_linger_once_the_consumer_has_caught_up() -> None:
+    loop = asyncio.get_running_loop()
+    buf: list[list[Any]] = [[-1]]
+    # the last event is at the high watermark: the batch goes without a step
+    await asyncio.wait_for(_grow(buf, 10**9, 60.0, loop, lambda ev: False), timeout=30)
+    assert buf[0] == [-1]
+    feeder = asyncio.create_task(_feed(buf, 100_000_000))
+    try:
+        # behind until the batch's last event is the 200th fed, then caught up
+        await asyncio.wait_for(_grow(buf, 10**9, 60.0, loop, lambda ev: ev < 199), timeout=30)
+        assert buf[0][-1] >= 199
+    finally:
+        feeder.cancel()
+
+
+def test_behind_reads_the_partitions_high_watermark() -> None:
+    from shared.flow import _lag_checker
+
+    marks = {ASSIGNED: 10}
+    app = SimpleNamespace(consumer=SimpleNamespace(highwater=marks.get))
+    behind = _lag_checker(app)
+    (at_8,) = _events(range(8, 9))
+    (at_9,) = _events(range(9, 10))
+    assert behind(at_8) and not behind(at_9)
+    marks.clear()  # no watermark yet: counts as behind
+    assert behind(at_9)
