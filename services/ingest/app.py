@@ -75,6 +75,23 @@ class _Decided(NamedTuple):
     refused: list[tuple[str, Refused]]
 
 
+def refuse_all(
+    batch: Sequence[Any], topics: Topics, now: datetime, why: str
+) -> list[tuple[str, Refused]]:
+    """(agency label, dead-letter record) for every message of a batch that could
+    not be decided (a bug): reason ``internal_error``, original bytes kept, so
+    nothing is dropped silently."""
+    rej = Rejection("internal_error", why)
+    out = []
+    for ev in batch:
+        msg = ev.message
+        agency = topics.agency_of(msg.topic)
+        source = Source(msg.topic, msg.partition, msg.offset, None, agency)
+        raw = ev.value if isinstance(ev.value, bytes) else None
+        out.append((agency or "unknown", Refused(rej.reason, dlq_record(raw, source, rej, now))))
+    return out
+
+
 def build(
     settings: IngestSettings, registry: CollectorRegistry = REGISTRY
 ) -> tuple[faust.App, Health]:
@@ -231,9 +248,13 @@ def build(
             async for batch in take_batches(stream, settings.batch_max, settings.batch_within_s):
                 try:
                     decided = decide(batch)
-                except Exception:  # a bug: keep the worker alive, the count shows it
+                except Exception as exc:  # a bug: keep the worker alive, dead-letter the batch
                     log.exception("batch failed", extra={"n": len(batch)})
-                    continue
+                    why = f"{type(exc).__name__} while deciding the batch"
+                    refused = refuse_all(batch, topics, datetime.now(UTC), why)
+                    for label, _ in refused:
+                        consumed(label).inc()
+                    decided = _Decided([], refused)
                 await flusher.put(batch, decided)
         finally:
             await flusher.stop()
