@@ -54,6 +54,7 @@ from shared.kafka import ensure_topics
 from shared.localstack import LocalStack, free_port
 from shared.models import AXIS_OF_TYPE
 from shared.topics import Topics
+from vigie.bench.measure import cpu_seconds, next_poll
 from vigie.stack import ServiceProcess
 
 DEPTS = ["13", "75", "93", "69", "59", "33", "76", "2A", "971", "06"]
@@ -163,40 +164,6 @@ async def _memory(redis_url: str, prefix: str, measure: bool = True) -> dict[str
         await client.aclose()
 
 
-#: Polling /metrics: at least this often near the start and the end of a pass...
-POLL_MIN_S = 0.1
-#: ... and at most this far apart in between (serving /metrics costs the worker CPU).
-POLL_MAX_S = 1.0
-
-
-def _next_poll(first: tuple[float, float, float] | None, now: float, count: float, n: int) -> float:
-    """Seconds until the next poll of /metrics.
-
-    The figures are read between the first poll that sees an event and the
-    first that sees all ``n``: only those two polls enter them, so the ones in
-    between can be sparse. Each poll costs the worker CPU (Faust's and the
-    service's registries rendered), and more of it the longer the pass runs:
-    every 100 ms, serving /metrics was ~4 % of the batched worker's samples in
-    py-spy, a cost that is the measurement's, not the engine's. So: every
-    ``POLL_MIN_S`` until the first event, then half the time the current rate
-    says is left (between ``POLL_MIN_S`` and ``POLL_MAX_S``): the last event is
-    still seen within ``POLL_MIN_S`` or so, as when every poll was 100 ms apart.
-    """
-    if first is None or count <= first[1] or now <= first[0]:
-        return POLL_MIN_S
-    rate = (count - first[1]) / (now - first[0])
-    return min(POLL_MAX_S, max(POLL_MIN_S, (n - count) / rate / 2))
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads), in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def run_mode(
     stack: LocalStack,
     workdir: Path,
@@ -238,7 +205,7 @@ async def run_mode(
             while time.monotonic() < deadline:
                 seen = await _metrics(client, port)
                 count = seen.get("vigie_correlate_events_total", 0.0)
-                now, cpu = time.monotonic(), _cpu_seconds(pid)
+                now, cpu = time.monotonic(), cpu_seconds(pid)
                 if count > 0 and first is None:
                     first = (now, count, cpu)
                 if count >= n:
@@ -246,7 +213,7 @@ async def run_mode(
                     break
                 if not proc.running:
                     return {"error": f"worker exited: {proc.tail(5)}"}
-                await asyncio.sleep(_next_poll(first, now, count, n))
+                await asyncio.sleep(next_poll(first, now, count, n))
             else:
                 return {"error": "timeout", "processed": seen.get("vigie_correlate_events_total")}
         assert first is not None

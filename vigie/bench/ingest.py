@@ -42,6 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared.kafka import ensure_topics
 from shared.localstack import LocalStack, free_port, spawn
 from shared.topics import AGENCIES, Topics
+from vigie.bench.measure import cpu_seconds, next_poll
 from vigie.stack import ServiceProcess
 
 TYPES = [
@@ -273,12 +274,6 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Measured:
     """Rate and CPU cost of one worker over one pass on the data."""
 
@@ -298,10 +293,8 @@ def measure(port: int, name: str, n: int, timeout: float, pid: int | None = None
     progress to the one that sees ``n`` (start-up and group join excluded).
     With ``pid``, the worker's CPU time over the same span is measured too.
 
-    Each scrape costs the worker CPU (rendering ``/metrics``: far more for a
-    real service's many series than for a bare counter), so the counter is
-    polled every 0.5 s, and every 50 ms only once the run is within about a
-    second of its end, where the poll interval bounds the rate's error."""
+    Polls are sparse in between (:func:`~vigie.bench.measure.next_poll`).
+    """
     deadline = time.monotonic() + timeout
     start: tuple[float, float, float] | None = None
     cpu = 0.0
@@ -314,11 +307,7 @@ def measure(port: int, name: str, n: int, timeout: float, pid: int | None = None
             start = (now, count, cpu)
         if count >= n or now > deadline:
             break
-        near = False
-        if start is not None and now > start[0]:
-            rate = (count - start[1]) / (now - start[0])
-            near = n - count <= 1.2 * rate
-        time.sleep(0.05 if start is None or near else 0.5)
+        time.sleep(next_poll(start, now, count, n))
     if start is None or now <= start[0]:
         return Measured(float("nan"), float("nan"), 0.0, m)
     done = count - start[1]

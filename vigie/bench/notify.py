@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared.kafka import ensure_topics
 from shared.localstack import LocalStack, free_port, spawn
+from vigie.bench.measure import cpu_seconds
 from vigie.receiver import WebhookReceiver
 from vigie.stack import Pipeline
 
@@ -96,19 +96,6 @@ def figures(
         "max_ms": round(1000 * lat[-1], 1),
         "system": key,
     }
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far (Linux ``/proc``; 0 elsewhere)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 async def redis_commands(url: str) -> int:
@@ -178,8 +165,8 @@ async def run_vigie(
         run = f"v{int(time.time())}"
         pids = [proc.pid for name in names if (proc := p.services[name].proc) is not None]
         deps = [x.proc.pid for x in (stack.broker, stack.redis) if x is not None and x.proc]
-        cpu0, cmds0 = cpu_seconds(pids), await redis_commands(stack.redis_url)
-        deps0 = cpu_seconds(deps)
+        cpu0, cmds0 = cpu_seconds(*pids), await redis_commands(stack.redis_url)
+        deps0 = cpu_seconds(*deps)
         t0 = time.time()
         try:
             for i in range(n):
@@ -202,8 +189,8 @@ async def run_vigie(
         finally:
             await producer.stop()
         await wait_deliveries(rx, expected_deliveries(n), timeout)
-        cpu = cpu_seconds(pids) - cpu0
-        deps_cpu = cpu_seconds(deps) - deps0
+        cpu = cpu_seconds(*pids) - cpu0
+        deps_cpu = cpu_seconds(*deps) - deps0
         cmds = await redis_commands(stack.redis_url) - cmds0
         return {
             **figures(sent, rx, "vigie", n, t0),
@@ -261,7 +248,7 @@ async def run_alertmanager(
                 await asyncio.sleep(0.1)
             sent: dict[str, float] = {}
             run = f"a{int(time.time())}"
-            cpu0 = cpu_seconds([proc.pid])
+            cpu0 = cpu_seconds(proc.pid)
             t0 = time.time()
             if rate > 0:
                 batch = max(1, min(batch, int(rate / 100)))  # a POST every ~10 ms
@@ -281,7 +268,7 @@ async def run_alertmanager(
                 r = await client.post(f"{base}/api/v2/alerts", json=items)
                 r.raise_for_status()
         await wait_deliveries(rx, expected_deliveries(n), timeout)
-        cpu = cpu_seconds([proc.pid]) - cpu0
+        cpu = cpu_seconds(proc.pid) - cpu0
         return {
             **figures(sent, rx, "alertmanager", n, t0),
             "cpu_ms_per_alert": round(1000 * cpu / n, 3),
