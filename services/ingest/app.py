@@ -79,8 +79,8 @@ def refuse_all(
     batch: Sequence[Any], topics: Topics, now: datetime, why: str
 ) -> list[tuple[str, Refused]]:
     """(agency label, dead-letter record) for every message of a batch that could
-    not be decided (a bug): reason ``internal_error``, original bytes kept, so
-    nothing is dropped silently."""
+    not be decided (a bug): reason ``internal_error``, original bytes and headers
+    kept, so nothing is dropped silently."""
     rej = Rejection("internal_error", why)
     out = []
     for ev in batch:
@@ -88,7 +88,9 @@ def refuse_all(
         agency = topics.agency_of(msg.topic)
         source = Source(msg.topic, msg.partition, msg.offset, None, agency)
         raw = ev.value if isinstance(ev.value, bytes) else None
-        out.append((agency or "unknown", Refused(rej.reason, dlq_record(raw, source, rej, now))))
+        headers = _headers(msg) if getattr(msg, "headers", None) else None
+        record = dlq_record(raw, source, rej, now, headers)
+        out.append((agency or "unknown", Refused(rej.reason, record)))
     return out
 
 

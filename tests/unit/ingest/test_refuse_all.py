@@ -14,8 +14,10 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 
 def _event(topic: str, offset: int, value: object) -> SimpleNamespace:
+    headers = [("ce_id", b"x-%d" % offset)]
     return SimpleNamespace(
-        message=SimpleNamespace(topic=topic, partition=3, offset=offset), value=value
+        message=SimpleNamespace(topic=topic, partition=3, offset=offset, headers=headers),
+        value=value,
     )
 
 
@@ -34,3 +36,4 @@ def test_every_message_of_the_batch_gets_a_dead_letter_record() -> None:
         assert rec["message"] == "KeyError while deciding the batch"
         assert rec["source"]["offset"] == ev.message.offset
         assert base64.b64decode(rec["original_b64"]) == (ev.value or b"")
+        assert rec["headers"] == [["ce_id", base64.b64encode(b"x-%d" % ev.message.offset).decode()]]
