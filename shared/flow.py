@@ -155,7 +155,6 @@ async def _grow(
     buf: list[list[Any]],
     max_: int,
     linger: float,
-    loop: Any,
     behind: Callable[[Any], bool] = lambda event: True,
 ) -> None:
     """Let the batch in ``buf[0]`` grow while the worker is behind and events keep coming.
@@ -166,6 +165,7 @@ async def _grow(
     most, when the batch holds ``max_`` events, or after a step of ``_STEP``
     in which no event arrived. Plain sleeps, cancelled with the agent on stop.
     """
+    loop = asyncio.get_running_loop()
     deadline = loop.time() + linger
     while len(buf[0]) < max_ and behind(buf[0][-1]):
         now = loop.time()
@@ -219,9 +219,8 @@ async def take_batches(
     batch is processed, the next one keeps filling. Lingering only while events
     keep arriving from a backlog costs a busy worker nothing (it is delivering
     them meanwhile) and lets batches grow from a handful of events to dozens or
-    hundreds, so
-    each batch's fixed cost (the loop, the acks, the caller's round trips) is
-    shared by many events.
+    hundreds, so each batch's fixed cost (the loop, the acks, the caller's
+    round trips) is shared by many events.
 
     Acks as ``take_events`` does: a batch's events are acked when the consumer
     of the generator resumes it (processing done), and on close. Built on the
@@ -265,7 +264,7 @@ async def take_batches(
                 idle = loop.time() - started
                 continue
             if linger > 0 and len(buf[0]) < max_ and idle < linger:
-                await _grow(buf, max_, linger, loop, behind)
+                await _grow(buf, max_, linger, behind)
             batch, buf[0] = buf[0], []
             idle = 0.0
             ready.clear()

@@ -145,54 +145,49 @@ async def _feed(buf: list[list[Any]], n: int) -> None:
 
 
 async def test_a_lingering_batch_grows_until_events_stop_coming() -> None:
-    loop = asyncio.get_running_loop()
     buf: list[list[Any]] = [[-1]]
     feeder = asyncio.create_task(_feed(buf, 300))
     # a cap far away: only the pause after the last event ends the linger
-    await asyncio.wait_for(_grow(buf, 10_000, 60.0, loop), timeout=30)
+    await asyncio.wait_for(_grow(buf, 10_000, 60.0), timeout=30)
     await feeder
     assert len(buf[0]) == 301
 
 
 async def test_a_lingering_batch_stops_at_max() -> None:
-    loop = asyncio.get_running_loop()
     buf: list[list[Any]] = [[-1]]
     feeder = asyncio.create_task(_feed(buf, 1_000_000))
     try:
-        await asyncio.wait_for(_grow(buf, 50, 60.0, loop), timeout=30)
+        await asyncio.wait_for(_grow(buf, 50, 60.0), timeout=30)
         assert 50 <= len(buf[0]) < 1_000_000
     finally:
         feeder.cancel()
 
 
 async def test_a_lingering_batch_stops_at_the_cap() -> None:
-    loop = asyncio.get_running_loop()
     buf: list[list[Any]] = [[-1]]
     feeder = asyncio.create_task(_feed(buf, 100_000_000))
     try:
-        await asyncio.wait_for(_grow(buf, 10**9, 0.05, loop), timeout=30)
+        await asyncio.wait_for(_grow(buf, 10**9, 0.05), timeout=30)
         assert 1 < len(buf[0]) < 100_000_000
     finally:
         feeder.cancel()
 
 
 async def test_a_lone_event_is_not_held_past_one_step() -> None:
-    loop = asyncio.get_running_loop()
     buf: list[list[Any]] = [[-1]]
-    await asyncio.wait_for(_grow(buf, 500, 60.0, loop), timeout=30)
+    await asyncio.wait_for(_grow(buf, 500, 60.0), timeout=30)
     assert buf[0] == [-1]
 
 
 async def test_a_batch_does_not_linger_once_the_consumer_has_caught_up() -> None:
-    loop = asyncio.get_running_loop()
     buf: list[list[Any]] = [[-1]]
     # the last event is at the high watermark: the batch goes without a step
-    await asyncio.wait_for(_grow(buf, 10**9, 60.0, loop, lambda ev: False), timeout=30)
+    await asyncio.wait_for(_grow(buf, 10**9, 60.0, lambda ev: False), timeout=30)
     assert buf[0] == [-1]
     feeder = asyncio.create_task(_feed(buf, 100_000_000))
     try:
         # behind until the batch's last event is the 200th fed, then caught up
-        await asyncio.wait_for(_grow(buf, 10**9, 60.0, loop, lambda ev: ev < 199), timeout=30)
+        await asyncio.wait_for(_grow(buf, 10**9, 60.0, lambda ev: ev < 199), timeout=30)
         assert buf[0][-1] >= 199
     finally:
         feeder.cancel()
