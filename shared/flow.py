@@ -246,6 +246,7 @@ async def take_batches(
         return value
 
     behind = _lag_checker(s.app)
+    on_event_out, on_message_out = s._on_stream_event_out, s._on_message_out
     enable_acks = s.enable_acks
     s.enable_acks = False  # acked here, once processed
     s.add_processor(add_to_buffer)
@@ -272,8 +273,13 @@ async def take_batches(
             try:
                 yield batch
             finally:
+                # Stream.ack's body, without a coroutine per event
                 for event in batch:
-                    await s.ack(event)
+                    last = event.ack()
+                    msg = event.message
+                    on_event_out(msg.tp, msg.offset, s, event)
+                    if last:
+                        on_message_out(msg.tp, msg.offset, msg)
     finally:
         s.enable_acks = enable_acks
         s._processors.remove(add_to_buffer)

@@ -101,9 +101,24 @@ class BatchSender:
     delivered then (the caller retries idempotently, as with ``topic.send``).
     """
 
+    #: Keys whose partition is remembered, per topic, before the memo starts over.
+    MEMO_SIZE = 4096
+
     def __init__(self, source: faust.App | AIOKafkaProducer) -> None:
         """``source``: a Faust app (its producer, once started) or a started producer."""
         self.source = source
+        # topic -> (its partitions when memoised, key -> partition): aiokafka's
+        # partitioner hashes every key with a pure-Python murmur2 (~3 µs), and
+        # the keys recur (départements, groups). Forgotten when the topic's
+        # partitions change.
+        self._memo: dict[str, tuple[frozenset[int], dict[bytes, int]]] = {}
+
+    def _partitions_memo(self, producer: AIOKafkaProducer, topic: str) -> dict[bytes, int]:
+        parts = producer.client.cluster.partitions_for_topic(topic) or set()
+        memo = self._memo.get(topic)
+        if memo is None or memo[0] != parts or len(memo[1]) >= self.MEMO_SIZE:
+            memo = self._memo[topic] = (frozenset(parts), {})
+        return memo[1]
 
     def _producer(self) -> AIOKafkaProducer:
         if isinstance(self.source, AIOKafkaProducer):
@@ -117,8 +132,16 @@ class BatchSender:
         producer = self._producer()
         by_partition: dict[int, list[Record]] = {}
         await producer.client._wait_on_metadata(topic)
+        memo = self._partitions_memo(producer, topic)
+        partition = producer._partition
         for rec in records:
-            part = producer._partition(topic, None, None, None, rec[0], rec[1])
+            key = rec[0]
+            if key is None:  # spread: a random available partition each time
+                part = partition(topic, None, None, None, None, rec[1])
+            else:
+                part = memo.get(key, -1)
+                if part < 0:
+                    part = memo[key] = partition(topic, None, None, None, key, rec[1])
             by_partition.setdefault(part, []).append(rec)
         futures = []
         count = 0

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from pydantic_core import to_json
 
 from services.ingest.normalize import BadIdentifier, department_of_insee, h3_cell, normalize_entity
@@ -160,9 +161,19 @@ _NO_LOCATION: dict[str, Any] = dict.fromkeys(("lat", "lon", "insee", "department
 
 def serialize(normalized: dict[str, Any]) -> bytes:
     """The ``vigie.event.v1`` JSON of :func:`normalize`'s dict: the same bytes as
-    ``NormalizedEvent.model_validate(normalized).model_dump_json(by_alias=True)``
-    (pydantic's serializer, without building the model)."""
-    return to_json(normalized, inf_nan_mode="null")
+    ``NormalizedEvent.model_validate(normalized).model_dump_json(by_alias=True)``.
+
+    Written by orjson (about ten times faster here than pydantic's serializer
+    on an untyped dict), whose output for these values is pydantic's own:
+    compact, UTF-8, key order kept, UTC as ``Z``, NaN and infinities as
+    ``null``. What orjson refuses (an integer beyond 64 bits in ``details``)
+    falls back to pydantic's serializer. Unit and property tests compare both
+    with the model's dump.
+    """
+    try:
+        return orjson.dumps(normalized, option=orjson.OPT_UTC_Z)
+    except orjson.JSONEncodeError:
+        return to_json(normalized, inf_nan_mode="null")
 
 
 def partition_key(normalized: dict[str, Any]) -> bytes:

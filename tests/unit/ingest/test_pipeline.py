@@ -200,6 +200,9 @@ def test_events_without_department_are_keyed_by_agency() -> None:
         {"location": {"department": "2A", "site": "FR MRS"}, "reported_at": "2026-11-26T11:00:00Z"},
         {"entities": [{"kind": "phone", "value": "06 12 34 56 78"}] * 2, "handling": "secret"},
         {"details": {"nested": {"a": [1, 2.5, None, "é"]}, "flag": True}},
+        {"details": {"tiny": 5e-324, "big": 1e100, "round": 1e15, "neg": -0.0, "u": "\u2028"}},
+        # beyond 64 bits: orjson refuses it, pydantic's serializer writes it
+        {"details": {"huge": 10**30, "n": -(2**63) - 1}},
     ],
 )
 def test_the_fast_serialisation_is_the_models_own(over: dict[str, Any]) -> None:
