@@ -41,6 +41,7 @@ from shared.flow import GroupFlusher, take_batches
 from shared.kafka import BatchSender, Record
 from shared.metrics import children
 from shared.redis import Keys, create_redis
+from shared.resp import pipelines_for
 from shared.retry import retry
 from shared.topics import Topics
 
@@ -113,7 +114,8 @@ def build(
     metrics = IngestMetrics(registry)
     inbound = app.topic(*topics.all_inbound, value_serializer="raw", key_serializer="raw")
     redis = create_redis(settings.redis_url, settings.redis_pool_size)
-    dedup = Deduplicator(redis, Keys(settings.redis_prefix), settings.dedup_ttl_s)
+    pipes = pipelines_for(redis)
+    dedup = Deduplicator(pipes, Keys(settings.redis_prefix), settings.dedup_ttl_s)
     health.add_check("redis", redis.ping)
     tolerance = timedelta(seconds=settings.future_tolerance_s)
     attempts = settings.retries
@@ -261,6 +263,7 @@ def build(
         finally:
             await flusher.stop()
 
+    on_stop(app, pipes.aclose)
     on_stop(app, redis.aclose)
 
     return app, health

@@ -1,4 +1,4 @@
-"""Deduplication on (agency, event_id), in Redis.
+"""Deduplication on (agency, event_id), in Redis: one ``SET NX`` per event.
 
 The key holds the source coordinates (topic/partition/offset) of the first
 message that carried the event. A message whose coordinates match is a
@@ -6,6 +6,12 @@ message that carried the event. A message whose coordinates match is a
 published again — downstream is idempotent — so nothing is lost between the
 mark and the publication. A different message with the same (agency,
 event_id) is a *duplicate* and is dropped.
+
+Each mark is ``SET key coordinates NX GET EX ttl`` (Redis 7.0+ or Valkey):
+it sets the key only if it is absent and returns what was there, so a
+verdict is one atomic command on one key. A batch's marks go as one
+pipeline (one round trip, :mod:`shared.resp`); no command spans two keys,
+so the same code runs on Redis Cluster, where a pipeline is split by node.
 """
 
 from __future__ import annotations
@@ -13,25 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import IntEnum
 
-import redis.asyncio as aioredis
-
 from shared.redis import Keys
-
-_SCRIPT = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local cur = redis.call('GET', key)
-  if not cur then
-    redis.call('SET', key, ARGV[i], 'EX', ARGV[#ARGV])
-    out[i] = 1
-  elseif cur == ARGV[i] then
-    out[i] = 2
-  else
-    out[i] = 0
-  end
-end
-return out
-"""
+from shared.resp import Batch, Executor
 
 
 class Seen(IntEnum):
@@ -43,11 +32,11 @@ class Seen(IntEnum):
 class Deduplicator:
     """Marks events as seen; one round trip for a whole batch."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys, ttl_s: int) -> None:
-        self._redis = redis
+    def __init__(self, pipes: Executor, keys: Keys, ttl_s: int) -> None:
+        """``pipes``: :func:`shared.resp.pipelines_for` on the service's client."""
+        self._pipes = pipes
         self._keys = keys
         self._ttl = ttl_s
-        self._script = redis.register_script(_SCRIPT)
 
     def key(self, agency: str, event_id: str) -> str:
         return self._keys.k("ingest", "dedup", agency, event_id)
@@ -55,12 +44,22 @@ class Deduplicator:
     async def mark(self, items: Sequence[tuple[str, str, str]]) -> list[Seen]:
         """``items`` are (agency, event_id, source coordinates); returns one verdict each.
 
-        Keys of a batch are independent (no hash tag): on Redis Cluster, call
-        with one item at a time or group items by slot.
+        Raises the pipeline's ``RedisError`` (after its own retries on a lost
+        connection: a mark sent twice reads back its own coordinates, a
+        redelivery, so the event is still published once more, never lost).
         """
         if not items:
             return []
-        keys = [self.key(a, e) for a, e, _ in items]
-        args = [src for _, _, src in items] + [str(self._ttl)]
-        result = await self._script(keys=keys, args=args)
-        return [Seen(int(r)) for r in result]
+        batch = Batch()
+        for agency, event_id, src in items:
+            batch.set_nx_get(self.key(agency, event_id), src, self._ttl)
+        replies = await self._pipes.execute(batch)
+        out = []
+        for (_, _, src), prev in zip(items, replies, strict=True):
+            if prev is None:
+                out.append(Seen.NEW)
+            elif prev == src.encode():
+                out.append(Seen.REDELIVERED)
+            else:
+                out.append(Seen.DUPLICATE)
+        return out

@@ -51,7 +51,12 @@ from services.notify.group import Member, content_state, finished, group_id, to_
 from services.notify.inhibit import inhibited
 from services.notify.metrics import NotifyMetrics
 from services.notify.redact import POINTER_LABELS, cleared, view
-from services.notify.resp import (
+from services.notify.route import Route, Routing
+from services.notify.silence import Silence, SilenceStore, silenced
+from shared.metrics import children
+from shared.models import Alert
+from shared.redis import Keys
+from shared.resp import (
     Batch,
     Pipelines,
     PoolPipelines,
@@ -59,11 +64,6 @@ from services.notify.resp import (
     pipelines_for,
     values,
 )
-from services.notify.route import Route, Routing
-from services.notify.silence import Silence, SilenceStore, silenced
-from shared.metrics import children
-from shared.models import Alert
-from shared.redis import Keys
 
 log = logging.getLogger("vigie.notify")
 
@@ -301,7 +301,7 @@ class Dispatcher:
     #: run() is reading the schedules; the earliest timer written meanwhile.
     _passing: bool = False
     _noted: float = math.inf
-    #: How pipelines reach Redis; default: :func:`~services.notify.resp.pipelines_for`.
+    #: How pipelines reach Redis; default: :func:`~shared.resp.pipelines_for`.
     pipes: Pipelines | PoolPipelines | None = None
 
     def __post_init__(self) -> None:
@@ -554,7 +554,7 @@ class Dispatcher:
 
     async def _pipe(self, fill: Callable[[Batch], None]) -> list[Any]:
         """Run a pipeline filled by ``fill`` in one round trip; raw replies
-        (bytes, integers, lists: see :mod:`services.notify.resp`).
+        (bytes, integers, lists: see :mod:`shared.resp`).
 
         Scripts go by SHA without redis-py's ``SCRIPT EXISTS`` round trip per
         pipeline; when Redis lost them (restarted without persistence, ``SCRIPT

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from services.notify.matchers import Matcher, all_match, parse_matchers
-from services.notify.resp import Command, Executor
 from shared.redis import Keys
+from shared.resp import Command, Executor
 
 
 @dataclass(frozen=True)

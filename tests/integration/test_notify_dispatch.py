@@ -27,11 +27,11 @@ from services.notify.cells import Secrets, parse_cells
 from services.notify.channels.email import SmtpConfig
 from services.notify.dispatch import DeliveryConfig, Dispatcher
 from services.notify.metrics import NotifyMetrics
-from services.notify.resp import Pipelines, PoolPipelines
 from services.notify.route import parse_routing
 from shared.localstack import LocalStack, free_port
 from shared.models import Alert, Annotations, Evidence, Handling
 from shared.redis import Keys
+from shared.resp import Pipelines, PoolPipelines
 from vigie.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration

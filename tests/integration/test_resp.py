@@ -16,8 +16,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services.notify.resp import Batch, Pipelines, PoolPipelines, pairs, pipelines_for, values
 from shared.localstack import LocalStack, free_port
+from shared.resp import Batch, Pipelines, PoolPipelines, pairs, pipelines_for, values
 
 pytestmark = pytest.mark.integration
 

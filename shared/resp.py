@@ -1,7 +1,8 @@
-"""Redis pipelines on one shared connection: notify's hot path to Redis.
+"""Redis pipelines on one shared connection: the services' hot path to Redis.
 
-Every alert costs notify a few Redis commands (incident, group, notification
-log, marks), sent as one pipeline per batch step. redis-py spends most of its
+Notify costs a few Redis commands per alert (incident, group, notification
+log, marks) and ingest one per event (its dedup mark), sent as one pipeline
+per batch. redis-py spends most of its
 time per command around the bytes: a pooled connection per pipeline, an
 encoder call per argument, and per reply a read with its own timeout. Here a
 pipeline is packed by hiredis (C) in one call per command, written in one
@@ -10,7 +11,7 @@ connection (RESP answers in order, so each caller takes its own count of
 replies from the head of a queue) and none waits for a connection.
 
 :class:`Pipelines` behaves like ``redis.asyncio`` pipelines with
-``transaction=False`` for what notify uses:
+``transaction=False`` for what the services use:
 
 * :meth:`Pipelines.execute` returns one reply per command, raw RESP2 (bytes,
   integers, ``None``, nested lists: ``HGETALL`` is a flat list, see
@@ -151,6 +152,11 @@ class Batch(list[Command]):
 
     def set(self, key: str, value: str, ex: int) -> None:
         self.append(("SET", key, value, "EX", ex))
+
+    def set_nx_get(self, key: str, value: str, ex: int) -> None:
+        """Set ``key`` only if absent; the reply is its previous value, ``None``
+        when this call set it (Redis 7.0+, Valkey)."""
+        self.append(("SET", key, value, "NX", "GET", "EX", ex))
 
     def delete(self, *keys: str) -> None:
         self.append(("DEL", *keys))
