@@ -9,9 +9,12 @@ anchor whatever the arrival order of the events.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
+from operator import attrgetter, lt
 
 from services.correlate.rules.model import (
     DistinctRule,
@@ -36,10 +39,37 @@ def _key(o: Obs) -> tuple[int, str]:
     return (o.t, o.member)
 
 
+#: :func:`_key` in C (same tuples): the sort key of the hot paths.
+_ckey = attrgetter("t", "member")
+_cmember = attrgetter("member")
+
+
 def _with_current(cur: Obs, seen: Sequence[Obs]) -> list[Obs]:
+    """``seen`` with ``cur`` added unless an observation of its member is there
+    (one per member: the last one seen wins), sorted by (event time, member).
+
+    A window read back from Redis is already that (sorted by time then member,
+    one observation per member, ``cur``'s among them): checked in C and copied
+    as is; anything else takes the general path, with the same result.
+    """
+    keys = list(map(_ckey, seen))
+    if (
+        keys
+        and all(map(lt, keys, islice(keys, 1, None)))
+        and len(set(map(_cmember, seen))) == len(keys)
+    ):
+        k = (cur.t, cur.member)
+        i = bisect_left(keys, k)
+        if i < len(keys) and keys[i] == k:
+            return list(seen)
+    return _with_current_general(cur, seen)
+
+
+def _with_current_general(cur: Obs, seen: Sequence[Obs]) -> list[Obs]:
+    """:func:`_with_current` for any ``seen`` (the reference the fast path is tested against)."""
     obs = {o.member: o for o in seen}
     obs.setdefault(cur.member, cur)
-    return sorted(obs.values(), key=_key)
+    return sorted(obs.values(), key=_ckey)
 
 
 def threshold(rule: ThresholdRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:
@@ -83,6 +113,38 @@ def _steps(o: Obs) -> frozenset[int]:
     return _parse_steps(o.value)
 
 
+def _candidates(
+    obs: list[Obs], n: int, ordered: bool
+) -> tuple[list[tuple[int, str]], list[list[Obs]]]:
+    """The ``until`` keys (``ordered`` only) and, per step, the first
+    :data:`_MAX_CANDIDATES` observations that can take it, in the order of ``obs``.
+
+    The scan stops once every step has its candidates (a hot window need not be
+    read to its end): an ``until`` further on comes after every candidate, so it
+    can never fall inside a chain; the search gives the same answer as with
+    the complete list.
+    """
+    untils: list[tuple[int, str]] = []
+    per_step: list[list[Obs]] = [[] for _ in range(n)]
+    full = 0
+    for o in obs:
+        value = o.value
+        if value == "u":
+            if ordered:
+                untils.append((o.t, o.member))
+            continue
+        for i in _parse_steps(value):
+            if i < n:
+                candidates = per_step[i]
+                if len(candidates) < _MAX_CANDIDATES:
+                    candidates.append(o)
+                    if len(candidates) == _MAX_CANDIDATES:
+                        full += 1
+        if full == n:
+            break
+    return untils, per_step
+
+
 def sequence(rule: SequenceRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:
     """The earliest chain of the steps, including ``cur``, within the window.
 
@@ -104,9 +166,7 @@ def sequence(rule: SequenceRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:
     n = len(rule.steps)
     window = rule.window
     ordered = rule.ordered
-    untils = [_key(o) for o in obs if o.value == "u"] if ordered else []
-    steps_of = [(o, _steps(o)) for o in obs]
-    per_step = [[o for o, s in steps_of if i in s][:_MAX_CANDIDATES] for i in range(n)]
+    untils, per_step = _candidates(obs, n, ordered)
     # the last step ``cur`` can take: past it, a chain without ``cur`` is hopeless
     last_cur = max(i for i in cur_steps if i < n) if any(i < n for i in cur_steps) else -1
     if last_cur < 0:

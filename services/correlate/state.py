@@ -31,6 +31,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import hiredis
+import orjson
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
@@ -200,7 +201,18 @@ class Obs:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Obs:
-        d: dict[str, Any] = json.loads(raw)
+        """The observation a pointer stores. Parsed with orjson (what ``json.loads``
+        gives, faster), except where the two differ on JSON that ``json.dumps``
+        may write: a lone surrogate (orjson refuses it) or an integer beyond 64
+        bits (orjson makes it a float) is parsed again by ``json.loads``.
+        Raises ``ValueError`` on invalid JSON, ``KeyError`` on a missing field."""
+        try:
+            d: dict[str, Any] = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            d = json.loads(raw)
+        else:
+            if float in {d.get("t").__class__, d.get("s").__class__, d.get("f").__class__}:
+                d = json.loads(raw)
         return cls(
             d["a"],
             d["e"],
