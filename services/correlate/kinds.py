@@ -13,8 +13,8 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import islice
-from operator import attrgetter, lt
+from itertools import compress, islice, repeat
+from operator import attrgetter, eq, lt
 
 from services.correlate.rules.model import (
     DistinctRule,
@@ -42,6 +42,7 @@ def _key(o: Obs) -> tuple[int, str]:
 #: :func:`_key` in C (same tuples): the sort key of the hot paths.
 _ckey = attrgetter("t", "member")
 _cmember = attrgetter("member")
+_cvalue = attrgetter("value")
 
 
 def _with_current(cur: Obs, seen: Sequence[Obs]) -> list[Obs]:
@@ -119,29 +120,18 @@ def _candidates(
     """The ``until`` keys (``ordered`` only) and, per step, the first
     :data:`_MAX_CANDIDATES` observations that can take it, in the order of ``obs``.
 
-    The scan stops once every step has its candidates (a hot window need not be
-    read to its end): an ``until`` further on comes after every candidate, so it
-    can never fall inside a chain; the search gives the same answer as with
-    the complete list.
+    Filtered in C (by value: the few distinct values are parsed once), a step's
+    scan stopping at its last candidate. Raises ``ValueError`` on a value that
+    is not a list of steps (an observation of another kind of rule).
     """
-    untils: list[tuple[int, str]] = []
-    per_step: list[list[Obs]] = [[] for _ in range(n)]
-    full = 0
-    for o in obs:
-        value = o.value
-        if value == "u":
-            if ordered:
-                untils.append((o.t, o.member))
-            continue
-        for i in _parse_steps(value):
-            if i < n:
-                candidates = per_step[i]
-                if len(candidates) < _MAX_CANDIDATES:
-                    candidates.append(o)
-                    if len(candidates) == _MAX_CANDIDATES:
-                        full += 1
-        if full == n:
-            break
+    values = list(map(_cvalue, obs))
+    untils = [_ckey(o) for o in compress(obs, map(eq, repeat("u"), values))] if ordered else []
+    steps_of = {v: _parse_steps(v) for v in set(values)}
+    per_step: list[list[Obs]] = []
+    for i in range(n):
+        takes = {v for v, steps in steps_of.items() if i in steps}
+        matching = compress(obs, map(takes.__contains__, values))
+        per_step.append(list(islice(matching, _MAX_CANDIDATES)))
     return untils, per_step
 
 
@@ -173,6 +163,8 @@ def sequence(rule: SequenceRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:
         return []
     # ``cur`` itself, where the bounded candidate lists hold it
     cur_at = [next((o for o in per_step[i] if o.member == me), None) for i in range(n)]
+    if all(o is None for o in cur_at):
+        return []  # ``cur`` is no step's candidate (a hot window): no chain can hold it
 
     def search(
         i: int, chain: list[Obs], members: set[str], lo: int, hi: int, has_cur: bool

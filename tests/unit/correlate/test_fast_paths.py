@@ -3,9 +3,10 @@
 * :func:`kinds._with_current` copies a window already in order (what Redis
   reads back) instead of re-sorting it: same list as the general path, for any
   input (sorted or not, repeated members, ``cur`` in it or not).
-* :func:`kinds.sequence` stops scanning a window once every step has its
-  candidates: same match as with every candidate and ``until`` listed (the
-  previous code), with caps small enough that the scan does stop early.
+* :func:`kinds.sequence` filters each step's candidates in C, stopping at the
+  cap, and gives up at once when ``cur`` is no step's candidate: same match as
+  the previous Python scan of the whole window (with caps small enough that
+  the cap does cut the lists).
 * :meth:`Obs.from_json` parses with orjson: same observation as ``json.loads``.
 """
 
@@ -117,7 +118,7 @@ def sequences(draw: st.DrawFn) -> tuple[int, SequenceRule, Obs, list[Obs]]:
 
 @settings(max_examples=600, deadline=None)
 @given(sequences())
-def test_sequence_early_stop_equals_the_complete_scan(
+def test_sequence_candidates_equal_the_complete_scan(
     case: tuple[int, SequenceRule, Obs, list[Obs]],
 ) -> None:
     cap, r, cur, seen = case
