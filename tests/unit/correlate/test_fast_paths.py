@@ -23,6 +23,7 @@ from services.correlate import kinds
 from services.correlate.kinds import _steps, _with_current, _with_current_general
 from services.correlate.rules.model import SequenceRule
 from services.correlate.state import Obs
+from tests.unit.correlate.test_sequence_search import rule
 
 AGENCIES = ["police", "douane"]
 
@@ -79,21 +80,6 @@ def _candidates_complete(
     steps_of = [(o, _steps(o)) for o in obs_]
     cap = kinds._MAX_CANDIDATES
     return untils, [[o for o, s in steps_of if i in s][:cap] for i in range(n)]
-
-
-def rule(n: int, ordered: bool, window: int) -> SequenceRule:
-    return SequenceRule.model_validate(
-        {
-            "id": "seq",
-            "title": "t",
-            "kind": "sequence",
-            "severity": "high",
-            "group_by": ["entity:*"],
-            "steps": [{"types": [t]} for t in ["death_threat", "kidnapping", "seizure"][:n]],
-            "window": window,
-            "ordered": ordered,
-        }
-    )
 
 
 def _value(n: int) -> st.SearchStrategy[str]:
