@@ -213,6 +213,11 @@ class Obs:
         else:
             if float in {d.get("t").__class__, d.get("s").__class__, d.get("f").__class__}:
                 d = json.loads(raw)
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Obs:
+        """The observation of a parsed pointer; raises ``KeyError`` on a missing field."""
         return cls(
             d["a"],
             d["e"],
