@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -32,7 +33,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from services.ingest.dedup import Deduplicator, Seen
 from services.ingest.metrics import IngestMetrics
-from services.ingest.pipeline import Accepted, Refused, Source, TokenCache, dlq_record, process
+from services.ingest.pipeline import Accepted, Refused, Source, TokenCache, process
 from services.ingest.pseudonymize import Pseudonymizer
 from services.ingest.settings import IngestSettings
 from services.ingest.validate import Rejection
@@ -89,9 +90,7 @@ def refuse_all(
         agency = topics.agency_of(msg.topic)
         source = Source(msg.topic, msg.partition, msg.offset, None, agency)
         raw = ev.value if isinstance(ev.value, bytes) else None
-        headers = _headers(msg) if getattr(msg, "headers", None) else None
-        record = dlq_record(raw, source, rej, now, headers)
-        out.append((agency or "unknown", Refused(rej.reason, record)))
+        out.append((agency or "unknown", Refused.of(raw, source, rej, now, _headers(msg))))
     return out
 
 
@@ -160,10 +159,7 @@ def build(
 
     def internal(outs: list[_Out], why: str) -> list[tuple[str, Refused]]:
         rej = Rejection("internal_error", why)
-        return [
-            (o.label, Refused(rej.reason, dlq_record(o.raw, o.source, rej, o.now, o.headers)))
-            for o in outs
-        ]
+        return [(o.label, Refused.of(o.raw, o.source, rej, o.now, o.headers)) for o in outs]
 
     # topic -> (agency, metric label), for the few topics ingest reads
     agency_of: dict[str, tuple[str | None, str]] = {}
@@ -174,7 +170,7 @@ def build(
         now = datetime.now(UTC)
         decided = _Decided([], [])
         observe = metrics.processing.observe
-        per_label: dict[str, int] = {}
+        per_label: Counter[str] = Counter()
         clock = time.perf_counter
         for ev in batch:
             msg = ev.message
@@ -185,10 +181,10 @@ def build(
                 agency = topics.agency_of(topic)
                 known = agency_of[topic] = (agency, agency or "unknown")
             agency, label = known
-            per_label[label] = per_label.get(label, 0) + 1
+            per_label[label] += 1
             ts = int(msg.timestamp * 1000) if msg.timestamp else None
             source = Source(topic, msg.partition, msg.offset, ts, agency)
-            headers = _headers(msg) if msg.headers else None
+            headers = _headers(msg)
             outcome = process(
                 ev.value, source, pseudo, now, settings.max_message_bytes, tolerance, headers
             )
@@ -231,16 +227,13 @@ def build(
                     duplicates(out.label).inc()
                 else:
                     fresh.append(out)
-            published_per_label: dict[str, int] = {}
             records: list[Record] = [(o.key, o.body, None) for o in fresh]
             try:
                 await retry(lambda: sender.send(topics.events, records), attempts)
             except Exception as exc:
                 refused += internal(fresh, f"publish failed: {type(exc).__name__}")
             else:
-                for out in fresh:
-                    published_per_label[out.label] = published_per_label.get(out.label, 0) + 1
-                for label, n in published_per_label.items():
+                for label, n in Counter(o.label for o in fresh).items():
                     published(label).inc(n)
         await dead_letter(refused)
 
@@ -256,8 +249,8 @@ def build(
                     log.exception("batch failed", extra={"n": len(batch)})
                     why = f"{type(exc).__name__} while deciding the batch"
                     refused = refuse_all(batch, topics, datetime.now(UTC), why)
-                    for label, _ in refused:
-                        consumed(label).inc()
+                    for label, n in Counter(label for label, _ in refused).items():
+                        consumed(label).inc(n)
                     decided = _Decided([], refused)
                 await flusher.put(batch, decided)
         finally:

@@ -53,8 +53,22 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
+    """A message refused: its reason code and its dead-letter record."""
+
     reason: str
     record: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        raw: bytes | None,
+        source: Source,
+        rejection: Rejection,
+        now: datetime,
+        headers: Headers = None,
+    ) -> Refused:
+        """The refusal of ``raw`` for ``rejection``, with its :func:`dlq_record`."""
+        return cls(rejection.reason, dlq_record(raw, source, rejection, now, headers))
 
 
 def dlq_record(
@@ -197,7 +211,7 @@ def process(
         return _process(raw, source, pseudo, now, max_bytes, future_tolerance, headers)
     except Exception as exc:  # never let one message crash the worker
         rej = Rejection("internal_error", f"{type(exc).__name__} while processing")
-        return Refused(rej.reason, dlq_record(raw, source, rej, now, headers))
+        return Refused.of(raw, source, rej, now, headers)
 
 
 def _process(
@@ -211,13 +225,13 @@ def _process(
 ) -> Accepted | Refused:
     decoded = decode(raw, source.agency, now, max_bytes, future_tolerance, headers)
     if isinstance(decoded, Rejection):
-        return Refused(decoded.reason, dlq_record(raw, source, decoded, now, headers))
+        return Refused.of(raw, source, decoded, now, headers)
     try:
         normalized = normalize(decoded, pseudo, source, now)
     except BadIdentifier as exc:
         field = str(exc).split(":", 1)[0]
         rej = Rejection("bad_identifier", str(exc), field)
-        return Refused(rej.reason, dlq_record(raw, source, rej, now, headers))
+        return Refused.of(raw, source, rej, now, headers)
     return Accepted(
         serialize(normalized), partition_key(normalized), decoded.agency, decoded.event_id
     )

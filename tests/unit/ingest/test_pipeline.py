@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from services.ingest.pipeline import Accepted, Refused, Source, process
+from services.ingest.pipeline import Accepted, Refused, Source, normalize, process, serialize
 from services.ingest.pseudonymize import Pseudonymizer
-from services.ingest.validate import REASONS
+from services.ingest.validate import REASONS, decode
+from shared.models import InboundEvent, NormalizedEvent
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PSEUDO = Pseudonymizer(b"unit-test-key-0123456789abcdef", "t1")
@@ -208,10 +209,6 @@ def test_events_without_department_are_keyed_by_agency() -> None:
 def test_the_fast_serialisation_is_the_models_own(over: dict[str, Any]) -> None:
     """normalize() skips building the model; the model must accept its dict as is
     and write the very same bytes."""
-    from services.ingest.pipeline import normalize, serialize
-    from services.ingest.validate import decode
-    from shared.models import InboundEvent, NormalizedEvent
-
     inbound = decode(enc(event(**over)), "police", NOW, 4096, timedelta(minutes=5))
     assert isinstance(inbound, InboundEvent)
     src = Source("agency.police.events", 2, 41, 1_700_000_000_000, "police")
