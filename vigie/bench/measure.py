@@ -16,7 +16,7 @@ def cpu_seconds(*pids: int) -> float:
     """User + system CPU time of these processes so far (all threads; Linux
     ``/proc``). A process that is gone counts 0."""
     total = 0.0
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    tick = os.sysconf("SC_CLK_TCK")
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
