@@ -20,8 +20,8 @@ replies from the head of a queue) and none waits for a connection.
   ``ResponseError`` otherwise (the other commands of the pipeline ran).
 * A lost connection or a timeout raises ``redis.ConnectionError`` or
   ``redis.TimeoutError`` (both ``RedisError``) after ``retries`` new tries on
-  a new connection with backoff, like the client's own ``Retry``: callers give
-  only pipelines that are safe to run twice. A timeout closes the connection
+  a new connection with :func:`shared.retry.retry`'s capped exponential
+  backoff: callers give only pipelines that are safe to run twice. A timeout closes the connection
   (late replies must not be taken by the next caller).
 * A caller cancelled while it waits leaves its replies to be read and dropped.
 
@@ -33,7 +33,6 @@ own pool (redis-py pipelines, replies left raw).
 from __future__ import annotations
 
 import asyncio
-import random
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -48,6 +47,8 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.retry import retry
 
 __all__ = [
     "Batch",
@@ -176,6 +177,13 @@ def pairs(reply: list[Any] | dict[Any, Any]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in zip(it, it, strict=True)}
 
 
+def _unless_refused(_attempt: int, exc: BaseException) -> None:
+    """A refused login (an ``AuthenticationError`` is a ``ConnectionError``) is
+    not retried: the same credentials would be refused again."""
+    if isinstance(exc, AuthenticationError):
+        raise exc
+
+
 def _error(reply: hiredis.ReplyError, index: int) -> Exception:
     msg = str(reply)
     if msg.startswith("NOSCRIPT"):
@@ -229,16 +237,12 @@ class Pipelines:
         if not commands:
             return []
         data = b"".join([hiredis.pack_command(c) for c in commands])
-        for attempt in range(self.retries + 1):
-            try:
-                replies = await self._run(data, len(commands))
-                break
-            except AuthenticationError:
-                raise
-            except (RedisConnectionError, RedisTimeoutError):
-                if attempt >= self.retries:
-                    raise
-            await asyncio.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+        replies = await retry(
+            lambda: self._run(data, len(commands)),
+            self.retries + 1,
+            retry_on=(RedisConnectionError, RedisTimeoutError),
+            on_error=_unless_refused,
+        )
         for i, reply in enumerate(replies):
             if isinstance(reply, hiredis.ReplyError):
                 raise _error(reply, i)
