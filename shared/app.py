@@ -7,7 +7,9 @@
   the stats pages reveal internal state without authentication);
 * ``/metrics`` (Prometheus: Faust's sensor plus the service's own metrics, on the
   registry given), ``/livez`` and ``/readyz`` (see :class:`Health`);
-* ``fetch_max_wait_ms`` taken from the settings (see :func:`_patch_fetch_wait`).
+* ``fetch_max_wait_ms`` taken from the settings (see :func:`_patch_fetch_wait`);
+* a producer that partitions as aiokafka does, each key hashed once
+  (:class:`~shared.kafka.KeyPartitioner`).
 
 :func:`run_worker` runs an app as a worker in the foreground, with JSON logs
 and graceful shutdown on SIGTERM/SIGINT.
@@ -35,6 +37,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, Gauge
 
+from shared.kafka import KeyPartitioner
 from shared.logs import JsonFormatter
 from shared.settings import Settings
 
@@ -264,6 +267,8 @@ def create_app(
         "topic_partitions": settings.topic_partitions,
         "consumer_auto_offset_reset": "earliest",
         "producer_linger": 0.0,
+        # the default partitioning, each key hashed once (shared.kafka)
+        "producer_partitioner": KeyPartitioner(),
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
         "stream_wait_empty": False,

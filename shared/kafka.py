@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 
 class BrokerUnreachable(ConnectionError):
@@ -76,6 +78,28 @@ async def ensure_topics(
         await admin.close()
 
 
+class KeyPartitioner:
+    """aiokafka's default partitioner, with each key's hash remembered.
+
+    The same partition as the Java client and ``DefaultPartitioner`` for every
+    key (murmur2 of the key modulo the partition count; a random available
+    partition without a key), but the pure-Python murmur2 (~3 µs a key) runs
+    once per key: the services' keys recur (départements, alert groups). The
+    memo holds the last ``size`` keys. Every Faust app of the project produces
+    with it (``producer_partitioner`` in :func:`shared.app.create_app`).
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._hash = lru_cache(maxsize=size)(murmur2)
+        self._default = DefaultPartitioner()
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return cast(int, self._default(key, all_partitions, available))
+        index: int = (self._hash(key) & 0x7FFFFFFF) % len(all_partitions)
+        return all_partitions[index]
+
+
 #: One record to publish: (key, value, headers). Key ``None`` spreads records
 #: over partitions; headers may be ``None``.
 Record = tuple[bytes | None, bytes, Sequence[tuple[str, bytes]] | None]
@@ -101,24 +125,9 @@ class BatchSender:
     delivered then (the caller retries idempotently, as with ``topic.send``).
     """
 
-    #: Keys whose partition is remembered, per topic, before the memo starts over.
-    MEMO_SIZE = 4096
-
     def __init__(self, source: faust.App | AIOKafkaProducer) -> None:
         """``source``: a Faust app (its producer, once started) or a started producer."""
         self.source = source
-        # topic -> (its partitions when memoised, key -> partition): aiokafka's
-        # partitioner hashes every key with a pure-Python murmur2 (~3 µs), and
-        # the keys recur (départements, groups). Forgotten when the topic's
-        # partitions change.
-        self._memo: dict[str, tuple[frozenset[int], dict[bytes, int]]] = {}
-
-    def _partitions_memo(self, producer: AIOKafkaProducer, topic: str) -> dict[bytes, int]:
-        parts = producer.client.cluster.partitions_for_topic(topic) or set()
-        memo = self._memo.get(topic)
-        if memo is None or memo[0] != parts or len(memo[1]) >= self.MEMO_SIZE:
-            memo = self._memo[topic] = (frozenset(parts), {})
-        return memo[1]
 
     def _producer(self) -> AIOKafkaProducer:
         if isinstance(self.source, AIOKafkaProducer):
@@ -132,16 +141,8 @@ class BatchSender:
         producer = self._producer()
         by_partition: dict[int, list[Record]] = {}
         await producer.client._wait_on_metadata(topic)
-        memo = self._partitions_memo(producer, topic)
-        partition = producer._partition
         for rec in records:
-            key = rec[0]
-            if key is None:  # spread: a random available partition each time
-                part = partition(topic, None, None, None, None, rec[1])
-            else:
-                part = memo.get(key, -1)
-                if part < 0:
-                    part = memo[key] = partition(topic, None, None, None, key, rec[1])
+            part = producer._partition(topic, None, None, None, rec[0], rec[1])
             by_partition.setdefault(part, []).append(rec)
         futures = []
         count = 0
