@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from services.notify.matchers import Matcher, all_match, parse_matchers
 from shared.redis import Keys
-from shared.resp import Command, Executor
+from shared.resp import Command, Executor, PoolPipelines
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class SilenceStore:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self._r = redis
         self._k = keys
+        self._pool = PoolPipelines(redis)
 
     def _key(self, cell: str, sid: str) -> str:
         return self._k.tagged(f"c:{cell}", "silence", sid)
@@ -109,8 +110,8 @@ class SilenceStore:
     async def active_of(
         self, cells: Sequence[str], now: float, pipes: Executor
     ) -> dict[str, list[Silence]]:
-        """:meth:`active` for several cells in two round trips on ``pipes``
-        (three when some silence expired since: its id leaves the index)."""
+        """Each cell's live silences, in two round trips on ``pipes`` (three
+        when some silence expired since: its id leaves the index)."""
         indexes = await pipes.execute([("SMEMBERS", self._index(c)) for c in cells])
         ids = {c: sorted(_str(x) for x in got) for c, got in zip(cells, indexes, strict=True)}
         held = [c for c in cells if ids[c]]
@@ -133,21 +134,5 @@ class SilenceStore:
         return out
 
     async def active(self, cell: str, now: float) -> list[Silence]:
-        ids = sorted(
-            x.decode() if isinstance(x, bytes) else str(x)
-            for x in await self._r.smembers(self._index(cell))
-        )
-        if not ids:
-            return []
-        raws = await self._r.mget([self._key(cell, i) for i in ids])
-        out, gone = [], []
-        for sid, raw in zip(ids, raws, strict=True):
-            if raw is None:
-                gone.append(sid)
-                continue
-            s = Silence.from_json(raw)
-            if s.ends_at > now:
-                out.append(s)
-        if gone:
-            await self._r.srem(self._index(cell), *gone)
-        return out
+        """The cell's live silences (see :meth:`active_of`), on the client's pool."""
+        return (await self.active_of([cell], now, self._pool))[cell]
