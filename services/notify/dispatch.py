@@ -389,8 +389,7 @@ class Dispatcher:
         nothing half-applied is wrong when retried. Due groups are left to
         :meth:`run` (or :meth:`flush_due`).
         """
-        count, _ = await self._record(alerts, take=False)
-        return count
+        return await self._record(alerts, take=False)
 
     async def ingest_and_flush(self, alerts: list[Alert]) -> int:
         """:meth:`ingest_many`, then flush at once, in the background, the groups
@@ -402,8 +401,7 @@ class Dispatcher:
         :meth:`run` flushes the group then. When :attr:`DeliveryConfig.batches`
         flushes are already in flight, the groups are scheduled as usual.
         """
-        count, _ = await self._record(alerts, take=len(self._inflight) < self.config.batches)
-        return count
+        return await self._record(alerts, take=len(self._inflight) < self.config.batches)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -430,14 +428,12 @@ class Dispatcher:
         while self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
-    async def _record(
-        self, alerts: list[Alert], take: bool
-    ) -> tuple[int, list[tuple[_Group, float]]]:
+    async def _record(self, alerts: list[Alert], take: bool) -> int:
         """Record; with ``take``, lease the new groups due now (all firing), claim
-        their notifications in the same round trip as the schedule, and send them
-        in the background. Returns the group updates and the groups taken."""
+        their notifications in the same script call that records them, and send
+        them in the background. Returns the group updates."""
         if not alerts:
-            return 0, []
+            return 0
         now = self.clock()
         ttl = self.config.nflog_ttl_s
         docs = [a.model_dump_json() for a in alerts]
@@ -538,7 +534,7 @@ class Dispatcher:
         await self._pipe(schedule)
         # the first flush of a new group (those taken are leased to this replica)
         self._timers_set(min([t for g, t in fresh.items() if g not in taken], default=None))
-        return count, [(g, until) for g in ready if g.gid in taken]
+        return count
 
     @staticmethod
     def _keep_only(plan: _Plan, gids: set[str]) -> None:
