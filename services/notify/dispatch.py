@@ -579,9 +579,7 @@ class Dispatcher:
         A failure leaves the leased groups to be flushed again when the lease ends.
         """
         now = self.clock()
-        [reply] = await self._pipe(lambda p: self._claim_into_due(p, self._sched, now, limit))
-        due = reply[0]
-        gids = [_s(g) for g in due]
+        gids = [_s(g) for g in await self._lease_due(self._sched, now, limit)]
         if gids:
             await self._flush_batch_safe(gids, now + self.config.lease_s)
         return len(gids)
@@ -1082,9 +1080,7 @@ class Dispatcher:
     # escalation ---------------------------------------------------------
     async def escalate_due(self, limit: int = 256) -> int:
         """Escalate every unacknowledged alert whose cell's timeout passed."""
-        now = self.clock()
-        [reply] = await self._pipe(lambda p: self._claim_into_due(p, self._esc, now, limit))
-        due = reply[0]
+        due = await self._lease_due(self._esc, self.clock(), limit)
         await self._escalate_all(due)
         return len(due)
 
@@ -1106,6 +1102,12 @@ class Dispatcher:
 
     async def _escalate_all(self, due: list[Any]) -> None:
         await asyncio.gather(*(self._escalate(_s(m)) for m in due))
+
+    async def _lease_due(self, schedule: str, now: float, limit: int) -> list[Any]:
+        """Lease ``schedule``'s due members (one round trip) and return them."""
+        [reply] = await self._pipe(lambda p: self._claim_into_due(p, schedule, now, limit))
+        due: list[Any] = reply[0]
+        return due
 
     def _claim_into_due(self, p: Batch, schedule: str, now: float, limit: int) -> None:
         """Queue the lease of ``schedule``'s due members; the reply is
