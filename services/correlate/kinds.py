@@ -9,12 +9,11 @@ anchor whatever the arrival order of the events.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import compress, islice, repeat
-from operator import attrgetter, eq, lt
+from operator import attrgetter, eq
 
 from services.correlate.rules.model import (
     DistinctRule,
@@ -35,42 +34,21 @@ class Match:
     evidence: tuple[Obs, ...]
 
 
-def _key(o: Obs) -> tuple[int, str]:
-    return (o.t, o.member)
-
-
-#: :func:`_key` in C (same tuples): the sort key of the hot paths.
-_ckey = attrgetter("t", "member")
-_cmember = attrgetter("member")
-_cvalue = attrgetter("value")
+#: (event time, member): the order of a window (in C: the kinds sort with it).
+_key = attrgetter("t", "member")
+_member = attrgetter("member")
+_value = attrgetter("value")
 
 
 def _with_current(cur: Obs, seen: Sequence[Obs]) -> list[Obs]:
     """``seen`` with ``cur`` added unless an observation of its member is there
     (one per member: the last one seen wins), sorted by (event time, member).
 
-    A window read back from Redis is already that (sorted by time then member,
-    one observation per member, ``cur``'s among them): checked in C and copied
-    as is; anything else takes the general path, with the same result.
-    """
-    keys = list(map(_ckey, seen))
-    if (
-        keys
-        and all(map(lt, keys, islice(keys, 1, None)))
-        and len(set(map(_cmember, seen))) == len(keys)
-    ):
-        k = (cur.t, cur.member)
-        i = bisect_left(keys, k)
-        if i < len(keys) and keys[i] == k:
-            return list(seen)
-    return _with_current_general(cur, seen)
-
-
-def _with_current_general(cur: Obs, seen: Sequence[Obs]) -> list[Obs]:
-    """:func:`_with_current` for any ``seen`` (the reference the fast path is tested against)."""
-    obs = {o.member: o for o in seen}
+    All in C: a window read back from Redis is already in order, which the
+    sort only checks."""
+    obs = dict(zip(map(_member, seen), seen, strict=True))
     obs.setdefault(cur.member, cur)
-    return sorted(obs.values(), key=_ckey)
+    return sorted(obs.values(), key=_key)
 
 
 def threshold(rule: ThresholdRule, cur: Obs, seen: Sequence[Obs]) -> list[Match]:
@@ -124,8 +102,8 @@ def _candidates(
     scan stopping at its last candidate. Raises ``ValueError`` on a value that
     is not a list of steps (an observation of another kind of rule).
     """
-    values = list(map(_cvalue, obs))
-    untils = [_ckey(o) for o in compress(obs, map(eq, repeat("u"), values))] if ordered else []
+    values = list(map(_value, obs))
+    untils = [_key(o) for o in compress(obs, map(eq, repeat("u"), values))] if ordered else []
     steps_of = {v: _parse_steps(v) for v in set(values)}
     per_step: list[list[Obs]] = []
     for i in range(n):

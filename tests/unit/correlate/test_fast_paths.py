@@ -1,8 +1,7 @@
-"""The kinds' and the state's fast paths give exactly what the general paths give.
+"""The kinds' and the state's fast paths give exactly what the plain paths give.
 
-* :func:`kinds._with_current` copies a window already in order (what Redis
-  reads back) instead of re-sorting it: same list as the general path, for any
-  input (sorted or not, repeated members, ``cur`` in it or not).
+* :func:`kinds._with_current` (built in C): same list as a plain dict and sort,
+  for any input (sorted or not, repeated members, ``cur`` in it or not).
 * :func:`kinds.sequence` filters each step's candidates in C, stopping at the
   cap, and gives up at once when ``cur`` is no step's candidate: same match as
   the previous Python scan of the whole window (with caps small enough that
@@ -20,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.correlate import kinds
-from services.correlate.kinds import _steps, _with_current, _with_current_general
+from services.correlate.kinds import _steps, _with_current
 from services.correlate.rules.model import SequenceRule
 from services.correlate.state import Obs
 from tests.unit.correlate.test_sequence_search import rule
@@ -50,24 +49,31 @@ def windows(draw: st.DrawFn) -> tuple[Obs, list[Obs]]:
     return cur, seen
 
 
+def _with_current_plain(cur: Obs, seen: list[Obs]) -> list[Obs]:
+    """What :func:`_with_current` does, in plain Python."""
+    by_member = {o.member: o for o in seen}
+    by_member.setdefault(cur.member, cur)
+    return sorted(by_member.values(), key=lambda o: (o.t, o.member))
+
+
 @settings(max_examples=500, deadline=None)
 @given(windows())
-def test_with_current_fast_path_equals_the_general_one(case: tuple[Obs, list[Obs]]) -> None:
+def test_with_current_equals_the_plain_dict_and_sort(case: tuple[Obs, list[Obs]]) -> None:
     cur, seen = case
     got = _with_current(cur, seen)
-    want = _with_current_general(cur, seen)
+    want = _with_current_plain(cur, seen)
     assert got == want
     assert [id(o) for o in got] == [id(o) for o in want]  # the very same observations
 
 
-def test_with_current_fast_path_cases() -> None:
+def test_with_current_cases() -> None:
     a, b, c = obs("police", 1, 5), obs("police", 2, 5), obs("douane", 3, 9)
-    assert _with_current(b, [a, b, c]) == [a, b, c]  # in order, holding cur: copied
+    assert _with_current(b, [a, b, c]) == [a, b, c]  # in order, holding cur
     assert _with_current(c, [c, a, b]) == [a, b, c]  # out of order
     replay = obs("police", 2, 7)  # same member, another time: the window's wins
     assert _with_current(replay, [a, b, c]) == [a, b, c]
     twice = obs("police", 1, 8)  # a member twice: the last one wins
-    assert _with_current(c, [a, twice, c]) == _with_current_general(c, [a, twice, c])
+    assert _with_current(c, [a, twice, c]) == [twice, c]
     assert _with_current(a, []) == [a]
 
 
