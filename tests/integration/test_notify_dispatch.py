@@ -589,7 +589,8 @@ async def test_run_claims_due_groups_when_a_flush_slot_frees(
     meanwhile waits for the slot and goes as soon as it is free."""
     e = await running(batches=1, status_for={"dept-76": 0})
     await e.d.ingest_and_flush([alert("H", dept="76", severity="critical", rule="h")])
-    await until(lambda: len(e.d._inflight) == 1 and e.got("hq") != [])
+    # the slot is held (else W would go at once and the test would prove nothing)
+    assert await until(lambda: len(e.d._inflight) == 1 and e.got("hq") != [])
     await e.d.ingest(alert("W", severity="critical", rule="w"))  # due now: no slot
     assert await until(lambda: "W" in e.rx.alert_ids("dept-13"))
     assert e.got("dept-76") == []  # the hanging cell never answered
