@@ -113,6 +113,8 @@ class _Conn(asyncio.Protocol):
         self.close(RedisConnectionError("Connection closed by server."))
 
     def request(self, data: bytes, count: int) -> asyncio.Future[list[Any]]:
+        if self.closed:  # lost before the caller's turn (it waited for the connect)
+            raise RedisConnectionError(f"Connection closed: {self.lost}")
         assert self.transport is not None
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self.waiting.append(_Waiter(count, future))

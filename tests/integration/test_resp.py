@@ -4,7 +4,9 @@ redis-py's own pipelines on the same commands (the fallback for TLS/Unix)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -116,6 +118,29 @@ async def test_a_killed_connection_is_replaced_and_the_pipeline_retried(
     await asyncio.sleep(0.05)
     [second] = await pipes.execute([("CLIENT", "ID")])
     assert second != first
+
+
+async def test_a_connection_lost_before_the_callers_turn_is_retried_at_once(
+    pipes: Pipelines,
+) -> None:
+    """Lost between the connect and the caller's request (the caller waited for
+    the connect): the request fails and is retried on a new connection at once,
+    not written to a closed transport and waited for until the timeout."""
+    connect = pipes._connect
+    lost = []
+
+    async def connect_then_lose() -> Any:
+        conn = await connect()
+        if not lost:
+            lost.append(conn)
+            conn.close(RedisConnectionError("Connection closed by server."))
+        return conn
+
+    pipes._connect = connect_then_lose  # type: ignore[method-assign]
+    t0 = time.monotonic()
+    assert await pipes.execute([("ECHO", "x")]) == [b"x"]
+    assert lost and pipes._conn is not lost[0]
+    assert time.monotonic() - t0 < pipes.timeout / 2
 
 
 async def test_a_timeout_closes_the_connection(redis_client: aioredis.Redis) -> None:
