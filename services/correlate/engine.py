@@ -92,6 +92,8 @@ _ANY_ENTITY, _ENTITY, _PLACE = 0, 1, 2
 _ASK: Any = object()
 #: The observation's value of a distinct rule: its field, read from each event.
 _FIELD: Any = object()
+#: A rule's decision for an event it does not take.
+_SKIP: Any = object()
 
 
 @dataclass(slots=True)
@@ -116,6 +118,16 @@ class _Compiled:
     tail: str = ""
 
 
+def _inner(rule: Any) -> list[Filter] | None:
+    """The filters that pick a sequence's steps (and ``until``) or a proximity's
+    roles; None for the other kinds."""
+    if isinstance(rule, SequenceRule):
+        return [*rule.steps] if rule.until is None else [*rule.steps, rule.until]
+    if isinstance(rule, ProximityRule):
+        return [rule.trigger, rule.reference]
+    return None
+
+
 def _type_only(f: Filter, etype: str) -> bool | None:
     """Whether ``f`` accepts every event of type ``etype`` (True), none (False),
     or it depends on their agency or details (None)."""
@@ -124,38 +136,34 @@ def _type_only(f: Filter, etype: str) -> bool | None:
     return None if f.agencies or f.details else True
 
 
-_SKIP: Any = object()
-
-
-def _by_type(rule: Any, etype: str) -> Any:
-    """What :meth:`Engine.plan` does with ``rule`` for events of type ``etype``:
-    ``_SKIP`` (never an op), ``_ASK`` (decided per event), else the value (or
-    role) every such event gets; the same answers as the rule's own filters."""
-    accepted = _type_only(rule.filter, etype)
-    if accepted is False:
+def _decide(c: _Compiled, etype: str, agency: str, details: dict[str, Any]) -> Any:
+    """The rule's value (or role) for this event, from its filters; ``_SKIP``
+    if it does not take the event."""
+    rule = c.rule
+    if c.how == _PROXIMITY:
+        role = rule.role(etype, agency, details)
+        return _SKIP if role is None else role
+    if not rule.filter.matches(etype, agency, details):
         return _SKIP
-    if accepted is None:
-        return _ASK
-    if isinstance(rule, ThresholdRule | OverlapRule):
-        return None
     if isinstance(rule, DistinctRule):
         return _FIELD
     if isinstance(rule, SequenceRule):
-        steps = [_type_only(s, etype) for s in rule.steps]
-        until = False if rule.until is None else _type_only(rule.until, etype)
-        if None in steps or until is None:
-            return _ASK
-        idx = [i for i, ok in enumerate(steps) if ok]
-        if idx:
-            return ",".join(map(str, idx))
-        return "u" if until else _SKIP
-    trigger = _type_only(rule.trigger, etype)  # proximity: the role
-    if trigger is None:
+        steps = rule.step_of(etype, agency, details)
+        if steps:
+            return ",".join(map(str, steps))
+        return "u" if rule.is_until(etype, agency, details) else _SKIP
+    return None
+
+
+def _by_type(c: _Compiled, etype: str) -> Any:
+    """What :meth:`Engine.plan` does with the rule for events of type ``etype``:
+    ``_ASK`` (:func:`_decide` per event) when one of its filters looks at the
+    agency or details of such events, else what :func:`_decide` answers for
+    every one of them (``_SKIP``: never an op)."""
+    filters = [c.rule.filter, *(_inner(c.rule) or ())]
+    if any(_type_only(f, etype) is None for f in filters):
         return _ASK
-    if trigger:
-        return "t"
-    reference = _type_only(rule.reference, etype)
-    return _ASK if reference is None else "r" if reference else _SKIP
+    return _decide(c, etype, "", {})
 
 
 def _filter_types(f: Any) -> set[str] | None:
@@ -166,17 +174,11 @@ def _filter_types(f: Any) -> set[str] | None:
 def _possible_types(rule: Any) -> set[str] | None:
     """The event types ``rule.wants`` can accept (None: any); a superset is fine."""
     allowed = _filter_types(rule.filter)
-    inner: list[set[str] | None]
-    if isinstance(rule, SequenceRule):
-        inner = [_filter_types(s) for s in rule.steps]
-        if rule.until is not None:
-            inner.append(_filter_types(rule.until))
-    elif isinstance(rule, ProximityRule):
-        inner = [_filter_types(rule.trigger), _filter_types(rule.reference)]
-    else:
+    inner = _inner(rule)
+    if inner is None:
         return allowed
     union: set[str] | None = set()
-    for x in inner:
+    for x in map(_filter_types, inner):
         union = None if x is None or union is None else union | x
     if allowed is None:
         return union
@@ -245,7 +247,7 @@ class Engine:
             for etype, rules_of_type in by_type.items():
                 if types is not None and etype not in types:
                     continue
-                decided = _by_type(c.rule, etype)
+                decided = _by_type(c, etype)
                 if decided is not _SKIP:
                     c.by_type[etype] = decided
                     rules_of_type.append(c)
@@ -273,25 +275,6 @@ class Engine:
         neighbours = rule.count - 1 if isinstance(rule, ThresholdRule) else 0
         tail = f"{rule.window},{keep},{keep},{neighbours}]"
         return _Compiled(rule, _WINDOW, keep, tuple(group_by), neighbours, tail=tail)
-
-    @staticmethod
-    def _ask(c: _Compiled, etype: str, agency: str, details: dict[str, Any]) -> Any:
-        """The rule's value (or role) for this event, from its filters; ``_SKIP``
-        if it does not take the event."""
-        rule = c.rule
-        if c.how == _PROXIMITY:
-            role = rule.role(etype, agency, details)
-            return _SKIP if role is None else role
-        if not rule.filter.matches(etype, agency, details):
-            return _SKIP
-        if isinstance(rule, DistinctRule):
-            return _FIELD
-        if isinstance(rule, SequenceRule):
-            steps = rule.step_of(etype, agency, details)
-            if steps:
-                return ",".join(map(str, steps))
-            return "u" if rule.is_until(etype, agency, details) else _SKIP
-        return None
 
     # -- planning -------------------------------------------------------------------------
     def plan(self, event: NormalizedEvent, t: int | None = None) -> list[_Planned]:
@@ -335,7 +318,7 @@ class Engine:
             rule = c.rule
             value = c.by_type[etype]
             if value is _ASK:
-                value = self._ask(c, etype, agency, details)
+                value = _decide(c, etype, agency, details)
                 if value is _SKIP:
                     continue
             if c.how != _WINDOW:
