@@ -264,6 +264,8 @@ class _Plan:
     reschedule: dict[str, float] = field(default_factory=dict)
     drops: list[tuple[str, str | None, float]] = field(default_factory=list)
     claims: list[tuple[_Job, Any, str]] = field(default_factory=list)
+    #: (group, reason) of each alert muted, counted once the plan is kept.
+    mutes: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -520,6 +522,7 @@ class Dispatcher:
                 taken.discard(gid)
         if plan is not None:
             self._keep_only(plan, taken)
+            self._count_mutes(plan)
             if taken:
                 got = {gid: iter(answers[gid]) for gid in taken}
                 claimed = [next(got[job.gid]) for job, _, _ in plan.claims]
@@ -543,6 +546,12 @@ class Dispatcher:
         plan.claims = [c for c in plan.claims if c[0].gid in gids]
         plan.reschedule = {g: t for g, t in plan.reschedule.items() if g in gids}
         plan.drops = [d for d in plan.drops if d[0] in gids]
+        plan.mutes = [m for m in plan.mutes if m[0] in gids]
+
+    def _count_mutes(self, plan: _Plan) -> None:
+        """Count the mutes of a plan that is kept (not of a guess thrown away)."""
+        for _, reason in plan.mutes:
+            self._counter(self.metrics.muted, reason).inc()
 
     def _eval(self, p: Batch, script: Any, keys: list[str], args: list[Any]) -> None:
         """Queue a script by its SHA (see :meth:`_pipe`)."""
@@ -638,16 +647,18 @@ class Dispatcher:
         silences: list[Silence],
         firing: dict[str, dict[str, str]],
         now: float,
+        mutes: list[str],
     ) -> list[Member]:
+        """The group's members; the reason each muted one is muted goes to ``mutes``."""
         members: list[Member] = []
         for a, incident in alerts:
             muted = False
             if a.status == "firing":
                 if silences and silenced(silences, a.labels, now):
-                    self._counter(self.metrics.muted, "silenced").inc()
+                    mutes.append("silenced")
                     muted = True
                 elif firing and inhibited(self.routing.inhibit_rules, a.alert_id, a.labels, firing):
-                    self._counter(self.metrics.muted, "inhibited").inc()
+                    mutes.append("inhibited")
                     muted = True
             members.append(Member(a.alert_id, a.status, incident, muted))
         return members
@@ -689,11 +700,13 @@ class Dispatcher:
         records are written once the batch is done, all at once.
         """
         plan = await self._plan(groups)
+        self._count_mutes(plan)
         answers = await self._pipe(lambda p: self._claim_into(p, plan))
         await self._deliver_plan(plan, answers, lease)
 
     async def _plan(self, groups: list[_Group]) -> _Plan:
-        """What to send (one job per group with something to say), reschedule or drop."""
+        """What to send (one job per group with something to say), reschedule or
+        drop. Counts nothing: the caller counts :attr:`_Plan.mutes` if it keeps the plan."""
         plan = _Plan(self.clock())
         now = plan.now
         firing = await self._firing_labels()
@@ -710,11 +723,13 @@ class Dispatcher:
                 plan.drops.append((g.gid, None, 0.0))
                 continue
             if self.routing.muted(route, now):
-                self._counter(self.metrics.muted, "time_interval").inc()
+                plan.mutes.append((g.gid, "time_interval"))
                 plan.reschedule[g.gid] = now + route.group_interval
                 continue
             cell = self.cells[route.receiver]
-            members = self._members(g.alerts, silences[cell.id], firing, now)
+            mutes: list[str] = []
+            members = self._members(g.alerts, silences[cell.id], firing, now, mutes)
+            plan.mutes += [(g.gid, reason) for reason in mutes]
             ver = g.meta.get("ver", "0")
             notify = to_notify(members)
             if not notify:

@@ -504,6 +504,30 @@ async def test_a_group_due_at_once_is_sent_at_once_only_when_new(
     assert len(env.got("hq")) == 2
 
 
+async def test_a_mute_counts_once_per_notification_decided(env: Env) -> None:
+    """ingest_and_flush decides a group_wait-0 group's notification before it
+    knows whether the group is new: a group that was not counts its mutes at
+    its own flush, not also when that guess is thrown away."""
+    d = env.d
+    await env.at(0)
+    t = env.clock.t
+    await d.silences.create("dept-13", ['rule="r1"'], t, t + 1000, "", t)
+
+    def silenced() -> float:
+        return float(d.metrics.muted.labels("silenced")._value.get())
+
+    await d.ingest_and_flush([alert("S", severity="critical")])  # new: decided now
+    await d.drain()
+    assert env.got("hq") == [[("S", "firing")]] and env.got("dept-13") == []
+    assert silenced() == 1
+    for _ in range(3):  # redelivered: the groups are not new, nothing is decided
+        await d.ingest_and_flush([alert("S", severity="critical")])
+        await d.drain()
+    assert silenced() == 1
+    await env.at(60)  # dept-13's group_interval: decided again, muted again
+    assert silenced() == 2 and env.got("dept-13") == []
+
+
 async def test_manual_resolve_takes_the_alert_out_of_its_group(env: Env) -> None:
     d = env.d
     await env.at(0)
