@@ -447,29 +447,32 @@ class RedisState:
             finally:
                 await pool.release(conn)
 
+    async def _calls(
+        self,
+        script: Any,
+        calls: Callable[[], Iterable[tuple[list[str], list[Any]]]],
+        each: Callable[[int, Any], None],
+    ) -> None:
+        """:meth:`_stream`, or on a cluster client (which routes each call to its
+        node) :meth:`_run`, with ``each(k, answer)`` per call."""
+        if self._slot is None:
+            await self._stream(script, calls, each)
+        else:
+            for k, res in enumerate(await self._run(script, list(calls()))):
+                each(k, res)
+
     async def apply(self, ops: list[Op], sink: Sink | None = None) -> list[list[Obs]]:
         if not ops:
             return []
         out: list[list[Obs]] = [[] for _ in ops]
         decode = self._decode
-
-        def done(i: int, raw: Any) -> None:
-            op = ops[i]
-            # most windows hold only the op's own observation (the script says 1)
-            out[i] = seen = [op.obs] if raw.__class__ is int else decode(op, raw)
-            if sink is not None:
-                sink(i, seen)
-
-        if self.naive:  # the benchmark's baseline: one round trip per rule, group and event
-            for i, op in enumerate(ops):
-                one = ([_first_key(op)], [f"[{op_json(op)}]", MAX_READ])
-                done(i, (await self._run(self._apply, [one]))[0][0])
-            return out
-        plan = plan_calls(ops, self._slot)
+        # the naive baseline: one round trip per rule, group and event
+        plan = [[i] for i in range(len(ops))] if self.naive else plan_calls(ops, self._slot)
 
         def answered(k: int, res: list[Any]) -> None:
             for i, raw in zip(plan[k], res, strict=True):
                 op = ops[i]
+                # most windows hold only the op's own observation (the script says 1)
                 out[i] = seen = [op.obs] if raw.__class__ is int else decode(op, raw)
                 if sink is not None:
                     sink(i, seen)
@@ -481,11 +484,11 @@ class RedisState:
                 MAX_READ,
             ]
 
-        if self._slot is not None:  # a cluster client routes each call to its node
-            for k, res in enumerate(await self._run(self._apply, [call(idx) for idx in plan])):
-                answered(k, res)
+        if self.naive:
+            for k, idx in enumerate(plan):
+                answered(k, (await self._run(self._apply, [call(idx)]))[0])
         else:
-            await self._stream(self._apply, lambda: map(call, plan), answered)
+            await self._calls(self._apply, lambda: map(call, plan), answered)
         return out
 
     async def claim(self, claims: list[Claim]) -> list[bool]:
@@ -512,11 +515,7 @@ class RedisState:
             for i, r in zip(plan[k], res, strict=True):
                 fired[i] = bool(r)
 
-        if self._slot is not None:  # a cluster client routes each call to its node
-            for k, res in enumerate(await self._run(self._claim, calls)):
-                answered(k, res)
-        else:
-            await self._stream(self._claim, lambda: calls, answered)
+        await self._calls(self._claim, lambda: calls, answered)
         return fired
 
     async def release(self, claims: list[Claim]) -> None:
