@@ -20,9 +20,10 @@ class CorrelateSettings(Settings):
     rules_reload_s: Annotated[float, Field(gt=0)] = 5.0
     #: Events correlated together (one Redis round trip for all their rules).
     batch_max: Annotated[int, Field(ge=1, le=10_000)] = 1000
-    #: Under load, a batch lingers while events keep arriving (it goes after
-    #: 2 ms without one), at most this long (seconds) after its first event;
-    #: after a quiet spell, an event goes at once (0: never linger).
+    #: While the consumer is behind the broker, a batch lingers as long as
+    #: events keep arriving (it goes after 2 ms without one, or once the
+    #: consumer has caught up), at most this long (seconds) after its first
+    #: event; after a quiet spell, an event goes at once (0: never linger).
     batch_within_s: Annotated[float, Field(ge=0, le=5)] = 0.005
     #: Attempts on a Redis error before a batch is dead-lettered.
     redis_attempts: Annotated[int, Field(ge=1, le=20)] = 4
