@@ -58,6 +58,7 @@ __all__ = [
     "PoolPipelines",
     "pairs",
     "pipelines_for",
+    "text",
     "values",
 ]
 
@@ -171,12 +172,18 @@ def values(reply: list[Any] | dict[Any, Any]) -> list[Any]:
     return list(reply.values()) if isinstance(reply, dict) else reply[1::2]
 
 
+def text(reply: Any) -> str:
+    """A reply as ``str``: bytes decoded (:class:`Pipelines`, redis-py), anything
+    else as ``str()`` gives it (a client that decodes its replies, an integer)."""
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
 def pairs(reply: list[Any] | dict[Any, Any]) -> dict[str, str]:
     """An ``HGETALL`` reply (see :func:`values`) as a str → str mapping."""
     if isinstance(reply, dict):
-        return {k.decode(): v.decode() for k, v in reply.items()}
+        return {text(k): text(v) for k, v in reply.items()}
     it = iter(reply)
-    return {k.decode(): v.decode() for k, v in zip(it, it, strict=True)}
+    return {text(k): text(v) for k, v in zip(it, it, strict=True)}
 
 
 def _unless_refused(_attempt: int, exc: BaseException) -> None:

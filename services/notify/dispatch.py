@@ -62,18 +62,11 @@ from shared.resp import (
     PoolPipelines,
     pairs,
     pipelines_for,
+    text,
     values,
 )
 
 log = logging.getLogger("vigie.notify")
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _hash(raw: Any) -> dict[str, str]:
-    return {_s(k): _s(v) for k, v in raw.items()}
 
 
 Clock = Callable[[], float]
@@ -516,7 +509,7 @@ class Dispatcher:
                 fresh[gid] = until if gid in taken else now + a.route.group_wait
                 answers[gid] = res[2:]
                 if gid in jobs:
-                    jobs[gid].ver = _s(res[1])
+                    jobs[gid].ver = text(res[1])
             else:
                 known[gid] = now + a.route.group_wait
                 taken.discard(gid)
@@ -588,7 +581,7 @@ class Dispatcher:
         A failure leaves the leased groups to be flushed again when the lease ends.
         """
         now = self.clock()
-        gids = [_s(g) for g in await self._lease_due(self._sched, now, limit)]
+        gids = [text(g) for g in await self._lease_due(self._sched, now, limit)]
         if gids:
             await self._flush_batch_safe(gids, now + self.config.lease_s)
         return len(gids)
@@ -611,7 +604,7 @@ class Dispatcher:
         now = self.clock()
         if abs(now - self._firing_cache.at) > 0.5:
             raw = await self.redis.hgetall(self._firing)
-            self._firing_cache = _Cache(now, {_s(k): json.loads(v) for k, v in raw.items()})
+            self._firing_cache = _Cache(now, {text(k): json.loads(v) for k, v in raw.items()})
         value: dict[str, dict[str, str]] = self._firing_cache.value
         return value
 
@@ -786,7 +779,7 @@ class Dispatcher:
                     job.n,
                     job.route.repeat_interval,
                     [a for a, _ in job.alerts],
-                    _s(got),
+                    text(got),
                     writes,
                     records,
                 )
@@ -955,7 +948,7 @@ class Dispatcher:
         )
         writes: list[tuple[str, str, int]] = []
         outcome = await self._send_claimed(
-            cell, key, channel, n, ttl, alerts, _s(got), writes, records
+            cell, key, channel, n, ttl, alerts, text(got), writes, records
         )
         for k, v, ex in writes:
             await self.redis.set(k, v, ex=ex)
@@ -1116,7 +1109,7 @@ class Dispatcher:
         return due, replies[-1][0], min(firsts, default=None)
 
     async def _escalate_all(self, due: list[Any]) -> None:
-        await asyncio.gather(*(self._escalate(_s(m)) for m in due))
+        await asyncio.gather(*(self._escalate(text(m)) for m in due))
 
     async def _lease_due(self, schedule: str, now: float, limit: int) -> list[Any]:
         """Lease ``schedule``'s due members (one round trip) and return them."""
@@ -1132,7 +1125,7 @@ class Dispatcher:
     async def _escalate(self, member: str) -> None:
         try:
             alert_id, seq_s, cell_id = member.split("|")
-            inc = _hash(await self.redis.hgetall(self._ak(alert_id, "incident")))
+            inc = pairs(await self.redis.hgetall(self._ak(alert_id, "incident")))
             cell = self.cells.by_id.get(cell_id)
             up = self.cells.by_id.get(cell.escalate_to or "") if cell else None
             if (
@@ -1192,7 +1185,7 @@ class Dispatcher:
             return None
         key = self._ak(alert_id, "incident")
         now = self.clock()
-        inc = _hash(await self.redis.hgetall(key))
+        inc = pairs(await self.redis.hgetall(key))
         if inc.get("state") == "open" and not inc.get("acked_by"):
             await self.redis.hset(key, mapping={"acked_by": cell, "acked_at": str(now)})
             self.metrics.acks.labels(cell).inc()
@@ -1218,7 +1211,7 @@ class Dispatcher:
         if not await self.holds(cell, alert_id):
             return None
         key = self._ak(alert_id, "incident")
-        inc = _hash(await self.redis.hgetall(key))
+        inc = pairs(await self.redis.hgetall(key))
         if inc.get("state") == "open":
             await self.redis.hset(
                 key,
@@ -1263,7 +1256,9 @@ class Dispatcher:
     async def list_alerts(self, cell_id: str, limit: int = 200) -> list[dict[str, Any]]:
         """The cell's own alerts (newest first), as the cell may see them."""
         cell = self.cells[cell_id]
-        ids = [_s(i) for i in await self.redis.zrevrange(self._ck(cell_id, "alerts"), 0, limit - 1)]
+        ids = [
+            text(i) for i in await self.redis.zrevrange(self._ck(cell_id, "alerts"), 0, limit - 1)
+        ]
         out = []
         for alert_id in ids:
             async with self.redis.pipeline(transaction=False) as p:
@@ -1272,7 +1267,7 @@ class Dispatcher:
                 raw, inc_raw = await p.execute()
             if raw is None:
                 continue
-            inc = _hash(inc_raw)
+            inc = pairs(inc_raw)
             alert = Alert.model_validate_json(raw)
             v = view(alert, cell, self.cells, int(inc.get("seq", "1")))
             v["state"] = inc.get("state", "open")
@@ -1316,7 +1311,7 @@ class Dispatcher:
                 if first is not None:
                     wake_at = min(wake_at, first)
                 if due:
-                    gids = [_s(g) for g in due]
+                    gids = [text(g) for g in due]
                     self._spawn(self._flush_batch_safe(gids, now + self.config.lease_s))
                 if late:
                     await self._escalate_all(late)

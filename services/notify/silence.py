@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from services.notify.matchers import Matcher, all_match, parse_matchers
 from shared.redis import Keys
-from shared.resp import Command, Executor, PoolPipelines
+from shared.resp import Command, Executor, PoolPipelines, text
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,6 @@ class Silence:
             d["ends_at"],
             d.get("comment", ""),
         )
-
-
-def _str(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def silenced(silences: list[Silence], labels: Mapping[str, str], now: float) -> str | None:
@@ -113,7 +109,7 @@ class SilenceStore:
         """Each cell's live silences, in two round trips on ``pipes`` (three
         when some silence expired since: its id leaves the index)."""
         indexes = await pipes.execute([("SMEMBERS", self._index(c)) for c in cells])
-        ids = {c: sorted(_str(x) for x in got) for c, got in zip(cells, indexes, strict=True)}
+        ids = {c: sorted(text(x) for x in got) for c, got in zip(cells, indexes, strict=True)}
         held = [c for c in cells if ids[c]]
         out: dict[str, list[Silence]] = {c: [] for c in cells}
         if not held:

@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.localstack import LocalStack, free_port
-from shared.resp import Batch, Pipelines, PoolPipelines, pairs, pipelines_for, values
+from shared.resp import Batch, Pipelines, PoolPipelines, pairs, pipelines_for, text, values
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +193,11 @@ def test_tls_and_unix_socket_clients_keep_redis_py() -> None:
         client = aioredis.Redis.from_url(url)
         assert Pipelines.for_client(client) is None
         assert isinstance(pipelines_for(client), PoolPipelines)
+
+
+def test_pairs_and_text_take_decoded_replies_too() -> None:
+    """Raw (bytes) or decoded (a client with ``decode_responses``) replies alike."""
+    want = {"a": "1"}
+    assert pairs([b"a", b"1"]) == pairs({b"a": b"1"}) == pairs(["a", "1"]) == want
+    assert pairs({"a": "1"}) == want
+    assert text(b"x") == text("x") == "x" and text(3) == "3"
