@@ -142,8 +142,8 @@ class Batch(list[Command]):
         self.append(("EVALSHA", sha, len(keys), *keys, *args))
 
     def zadd(self, key: str, mapping: dict[str, float], nx: bool = False) -> None:
-        pairs = [x for member, score in mapping.items() for x in (score, member)]
-        self.append(("ZADD", key, "NX", *pairs) if nx else ("ZADD", key, *pairs))
+        flat = [x for member, score in mapping.items() for x in (score, member)]
+        self.append(("ZADD", key, "NX", *flat) if nx else ("ZADD", key, *flat))
 
     def hset(self, key: str, mapping: dict[str, Any]) -> None:
         self.append(("HSET", key, *[x for item in mapping.items() for x in item]))

@@ -657,11 +657,11 @@ class Dispatcher:
         return members
 
     @staticmethod
-    def _decode(values: list[Any]) -> list[tuple[Alert, int]]:
+    def _decode(raws: list[Any]) -> list[tuple[Alert, int]]:
         """A group's members as stored (the values of its hash), sorted by alert
         id (unreadable ones skipped)."""
         out: list[tuple[Alert, int]] = []
-        for raw in values:
+        for raw in raws:
             try:
                 d = json.loads(raw)
                 out.append((Alert.model_validate(d["alert"]), int(d["incident"])))
