@@ -54,16 +54,15 @@ def event_ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def _digest(text: str) -> str:
-    """The hex digest that names a group's keys (its hash tag, its id)."""
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+def _digest(*parts: str) -> str:
+    """The hex digest that names a group's keys (its hash tag, its id), of
+    ``parts`` joined by ``\\x1f``."""
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
 
 
-@lru_cache(maxsize=8192)
-def _tag(*parts: str) -> str:
-    """:func:`_digest` of ``parts``, memoised: for the few values that recur
-    (rule ids, départements, sites); entity tokens are mostly new, not cached."""
-    return _digest("\x1f".join(parts))
+#: :func:`_digest`, memoised: for the few values that recur (rule ids,
+#: départements, sites); entity tokens are mostly new, not cached.
+_tag = lru_cache(maxsize=8192)(_digest)
 
 
 #: JSON of the few strings that recur (agencies, types, départements, step lists,
@@ -379,12 +378,12 @@ class Engine:
                 if how == _ANY_ENTITY:
                     for _, tok, tag in entities:
                         group = "entity=" + tok
-                        groups.append((group, tag, _digest(f"{rid}\x1f{group}")[:8]))
+                        groups.append((group, tag, _digest(rid, group)[:8]))
                 else:
                     for kind, tok, tag in entities:
                         if kind in arg:
                             group = arg[kind] + tok
-                            groups.append((group, tag, _digest(f"{rid}\x1f{group}")[:8]))
+                            groups.append((group, tag, _digest(rid, group)[:8]))
             if not groups:
                 continue
             if len(groups) > 1:
