@@ -8,6 +8,7 @@ times with :func:`retry`, then dead-letters what it could not do.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -26,7 +27,9 @@ async def retry(
 
     Only exceptions in ``retry_on`` are retried (cancellation never is);
     ``on_error(attempt, exc)`` is called after each failed attempt (attempt
-    counts from 1). Waits ``base_delay * 2**(attempt-1)``, at most ``max_delay``.
+    counts from 1). Waits ``base_delay * 2**(attempt-1)``, at most ``max_delay``,
+    of which a random half or more (jitter: workers that failed together, on a
+    Redis or broker restart, do not all come back at the same instant).
     """
     for attempt in range(1, attempts + 1):
         try:
@@ -38,5 +41,6 @@ async def retry(
                 on_error(attempt, exc)
             if attempt == attempts:
                 raise
-            await asyncio.sleep(min(max_delay, base_delay * 2 ** (attempt - 1)))
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1))
+            await asyncio.sleep(random.uniform(delay / 2, delay))
     raise ValueError("attempts must be at least 1")

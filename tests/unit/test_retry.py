@@ -45,3 +45,21 @@ async def test_other_errors_are_not_retried() -> None:
     with pytest.raises(KeyError):
         await retry(bug, 4, base_delay=0, retry_on=(ConnectionError,))
     assert calls == 1
+
+
+async def test_waits_grow_with_jitter_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+
+    async def record(delay: float) -> None:
+        waits.append(delay)
+
+    monkeypatch.setattr("shared.retry.asyncio.sleep", record)
+
+    async def down() -> None:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        await retry(down, 6, base_delay=0.1, max_delay=0.5)
+    bounds = [0.1, 0.2, 0.4, 0.5, 0.5]
+    assert len(waits) == len(bounds)
+    assert all(b / 2 <= w <= b for w, b in zip(waits, bounds, strict=True)), waits
