@@ -108,10 +108,6 @@ class _Compiled:
     neighbours: int = 0
     #: tag, GEO, hash, sorted-set keys, the group's key prefix, the radius (JSON)
     geo: tuple[str, str, str, str, str, str] | None = None
-    #: per event type the rule can take: the observation's value (window rules:
-    #: ``None``, a sequence's steps, ``_FIELD``) or role (proximity), when the
-    #: type alone decides it; ``_ASK`` when the filters look at agency or details
-    by_type: dict[str, Any] = field(default_factory=dict)
     #: the end of a window op's script arguments (JSON, see ``state._args``), the
     #: same for every op of the rule
     tail: str = ""
@@ -240,16 +236,16 @@ class Engine:
     def rules(self, rules: RuleSet) -> None:
         compiled = [self._compile(r) for r in rules.rules]
         possible = [_possible_types(c.rule) for c in compiled]
-        # per event type, the rules whose filters can accept it, in rule order
-        by_type: dict[str, list[_Compiled]] = {etype: [] for etype in AXIS_OF_TYPE}
+        # per event type, the rules whose filters can accept it (in rule order),
+        # each with its decision for that type (see _by_type)
+        by_type: dict[str, list[tuple[_Compiled, Any]]] = {etype: [] for etype in AXIS_OF_TYPE}
         for c, types in zip(compiled, possible, strict=True):
             for etype, rules_of_type in by_type.items():
                 if types is not None and etype not in types:
                     continue
                 decided = _by_type(c, etype)
                 if decided is not _SKIP:
-                    c.by_type[etype] = decided
-                    rules_of_type.append(c)
+                    rules_of_type.append((c, decided))
         self._rules, self._by_type = rules, by_type
 
     def _compile(self, rule: Any) -> _Compiled:
@@ -313,9 +309,8 @@ class Engine:
         # (kind, token, the token's digest: its groups' hash tag), once per event
         entities: list[tuple[str, str, str]] | None = None
         kp = self.keys.prefix
-        for c in candidates:
+        for c, value in candidates:
             rule = c.rule
-            value = c.by_type[etype]
             if value is _ASK:
                 value = _decide(c, etype, agency, details)
                 if value is _SKIP:

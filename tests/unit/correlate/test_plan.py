@@ -96,16 +96,16 @@ rules:
     assert types["seq_open_step"] is None  # a step without types takes any type
     assert types["prox"] == {"shooting"}  # the filter, within trigger or reference
     e = _engine(rules)
-    assert [c.rule.id for c in e._by_type["intel_share"]] == [
+    assert [c.rule.id for c, _ in e._by_type["intel_share"]] == [
         "any_type",
         "seq_until",
         "seq_open_step",
     ]
-    assert [c.rule.id for c in e._by_type["deal_point"]] == ["any_type", "seq_open_step"]
+    assert [c.rule.id for c, _ in e._by_type["deal_point"]] == ["any_type", "seq_open_step"]
     assert set(e._by_type) == set(AXIS_OF_TYPE)
     # a reload re-indexes
     e.rules = load_dir(DEFAULT_DIR)
-    assert all(c.rule.id != "seq_until" for cs in e._by_type.values() for c in cs)
+    assert all(c.rule.id != "seq_until" for cs in e._by_type.values() for c, _ in cs)
 
 
 def _reference_values(event: NormalizedEvent, rules: Any) -> set[tuple[str, str, Any]]:
@@ -170,7 +170,7 @@ rules:
     )
     rules = load_dir(tmp_path)
     e = _engine(rules)
-    asked = {c.rule.id for cs in e._by_type.values() for c in cs if _ASK in c.by_type.values()}
+    asked = {c.rule.id for cs in e._by_type.values() for c, decided in cs if decided is _ASK}
     assert asked == {
         "seq_agency_step",
         "seq_filtered",
