@@ -388,10 +388,11 @@ class RedisState:
                 self.round_trips += 1
         raise AssertionError("unreachable")
 
-    def _decode(self, op: Op, raw: int | list[bytes | None]) -> list[Obs]:
-        """The observations a script read back. A window that holds only one
-        observation (the script says 1) holds the op's own: skip decoding it."""
-        if isinstance(raw, int) or (isinstance(op, WindowOp) and len(raw) == 1):
+    def _decode(self, op: Op, raw: list[bytes | None]) -> list[Obs]:
+        """The observations a script read back as pointers (its answer 1, a
+        window holding only the op's own observation, is handled by the caller).
+        A window read back as one observation holds the op's own: not decoded."""
+        if isinstance(op, WindowOp) and len(raw) == 1:
             return [op.obs]
         cache = self._obs
         out = []
