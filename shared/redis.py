@@ -31,6 +31,11 @@ def redact_url(url: str) -> str:
     return url
 
 
+#: Argument types hiredis packs exactly as redis-py's encoder does (``bool`` is
+#: not among them: the encoder refuses it; floats are written differently).
+_PLAIN = frozenset((str, bytes, int))
+
+
 class _Connection(aioredis.Connection):
     """redis-py's TCP connection, with commands packed by hiredis (C) instead of Python.
 
@@ -45,6 +50,10 @@ class _Connection(aioredis.Connection):
             args = (*first.encode().split(), *args[1:])
         elif b" " in first:
             args = (*first.split(), *args[1:])
+        if set(map(type, args)) <= _PLAIN:
+            # str, bytes and int only (the services' keys, JSON and counts):
+            # hiredis writes them as the encoder would, with no Python per argument
+            return [hiredis.pack_command(args)]  # type: ignore[no-untyped-call]
         encode = self.encoder.encode
         packed: bytes = hiredis.pack_command(tuple(encode(a) for a in args))  # type: ignore[no-untyped-call]
         return [packed]

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-import hiredis
 import orjson
 import redis.asyncio as aioredis
 from redis.crc import key_slot
@@ -426,10 +425,8 @@ class RedisState:
             read = sent = 0
             try:
                 for keys, args in calls():
-                    # packed in C straight from our str/int arguments (redis-py's
-                    # encoder would visit each key in Python: the same bytes)
-                    packed = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))  # type: ignore[no-untyped-call]
-                    await conn.send_packed_command(packed)
+                    # str/int arguments: packed by hiredis (shared.redis._Connection)
+                    await conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
                     sent += 1
                 for k in range(sent):
                     answer = await conn.read_response()

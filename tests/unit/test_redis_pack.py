@@ -15,6 +15,8 @@ CASES = [
     ("SET", "vigie:{g}:k", "é-value", "EX", 60),
     ("SCRIPT LOAD", "return 1"),
     (b"EVALSHA", "abc", 2, "k1", b"k2", 3.5, "x" * 10_000, b"\x00\xff"),
+    # str/bytes/int only: packed without the encoder
+    ("EVALSHA", "abc", 2, "vigie:{t}:k1", "vigie:{t}:k2", '[[0,"é"]]', 500, -7, b"\x00"),
 ]
 
 
@@ -28,6 +30,8 @@ def test_same_bytes_as_redis_py(args: tuple[Any, ...]) -> None:
 def test_refused_types_still_raise() -> None:
     with pytest.raises(DataError):
         _Connection().pack_command("SET", "k", None)
+    with pytest.raises(DataError):
+        _Connection().pack_command("SET", "k", True)
 
 
 def test_tcp_clients_use_it() -> None:
