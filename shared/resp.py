@@ -33,7 +33,9 @@ own pool (redis-py pipelines, replies left raw).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,6 +56,7 @@ __all__ = [
     "Batch",
     "Command",
     "Executor",
+    "GroupCommit",
     "Pipelines",
     "PoolPipelines",
     "pairs",
@@ -336,6 +339,67 @@ class PoolPipelines:
 
     async def aclose(self) -> None:
         """Nothing to close: the pool is the client's."""
+
+
+class GroupCommit:
+    """Writes whose replies nobody reads (``SET``, ``ZADD``), many callers' in one
+    pipeline: while a pipeline is in flight, what callers give waits and goes in
+    the next one (one round trip for every write of a burst, whatever its size).
+
+    :meth:`write` returns once Redis has run its commands, or raises what their
+    pipeline raised (every caller of that pipeline gets the error). ``execute``
+    runs one batch (a retrying, NOSCRIPT-reloading executor is the caller's
+    choice). :meth:`close` fails the writes not yet sent with ``ConnectionError``.
+    """
+
+    def __init__(self, execute: Callable[[Batch], Awaitable[object]]) -> None:
+        self._execute = execute
+        self._next: tuple[Batch, asyncio.Future[None]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    async def write(self, fill: Callable[[Batch], None]) -> None:
+        """Queue the commands ``fill`` adds; wait until Redis has run them."""
+        if self._next is None:
+            self._next = (Batch(), asyncio.get_running_loop().create_future())
+        batch, done = self._next
+        fill(batch)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+        await asyncio.shield(done)  # a cancelled caller leaves its writes to the others
+
+    async def _drain(self) -> None:
+        try:
+            while self._next is not None:
+                batch, done = self._next
+                self._next = None
+                try:
+                    await self._execute(batch)
+                except asyncio.CancelledError:
+                    _fail(done, RedisConnectionError("GroupCommit closed"))
+                    raise
+                except Exception as exc:
+                    _fail(done, exc)
+                else:
+                    done.set_result(None)
+        finally:
+            self._writer = None
+
+    async def close(self) -> None:
+        """Stop writing; callers still waiting get ``ConnectionError``."""
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        if self._next is not None:
+            _, done = self._next
+            self._next = None
+            _fail(done, RedisConnectionError("GroupCommit closed"))
+
+
+def _fail(done: asyncio.Future[None], exc: BaseException) -> None:
+    if not done.done():
+        done.set_exception(exc)
+        done.exception()  # retrieved, even if every caller gave up waiting
 
 
 def pipelines_for(client: aioredis.Redis) -> Pipelines | PoolPipelines:

@@ -58,6 +58,7 @@ from shared.models import Alert
 from shared.redis import Keys
 from shared.resp import (
     Batch,
+    GroupCommit,
     Pipelines,
     PoolPipelines,
     pairs,
@@ -303,6 +304,7 @@ class Dispatcher:
         self.silences = SilenceStore(self.redis, self.keys)
         if self.pipes is None:
             self.pipes = pipelines_for(self.redis)
+        self._marks = GroupCommit(lambda batch: self._pipe(lambda p: p.extend(batch)))
         self.routes = self.routing.by_id()
         self._incident = self.redis.register_script(_INCIDENT)
         self._group_add = self.redis.register_script(_GROUP_ADD)
@@ -363,6 +365,7 @@ class Dispatcher:
             _, pending = await asyncio.wait(set(self._inflight), timeout=self.config.timeout_s)
             for task in pending:
                 task.cancel()  # their leases bring the groups back
+        await self._marks.close()
         if self.pipes is not None:
             await self.pipes.aclose()
         if self._http is not None:
@@ -782,6 +785,7 @@ class Dispatcher:
                     text(got),
                     writes,
                     records,
+                    job.alerts,
                 )
                 for (job, ch, key), got in zip(plan.claims, answers, strict=True)
             )
@@ -790,12 +794,8 @@ class Dispatcher:
         for (job, _, _), outcome in zip(plan.claims, outcomes, strict=True):
             by_job.setdefault(job.gid, set()).add(outcome)
         now = self.clock()
-        held: dict[str, dict[str, float]] = {}  # cell → alerts it now holds
-        timers: dict[str, float] = {}  # escalation timers to start
         for job in plan.jobs:
             got = by_job.get(job.gid, set())
-            if "delivered" in got:
-                self._hold(job.cell, job.alerts, now, held, timers)
             if "retry" in got:
                 reschedule[job.gid] = now + self.config.redeliver_s
             elif finished(job.members):
@@ -806,12 +806,11 @@ class Dispatcher:
         def marks(p: Batch) -> None:
             for key, value, ex in writes:
                 p.set(key, value, ex=ex)
-            self._hold_into(p, held, timers)
             if reschedule:
                 p.zadd(self._sched, reschedule)
 
         await self._pipe(marks)
-        self._timers_set(min([*reschedule.values(), *timers.values()], default=None))
+        self._timers_set(min(reschedule.values(), default=None))
         await self._emit(records)
         if drops:
             await self._drop(drops, lease)
@@ -950,7 +949,7 @@ class Dispatcher:
         outcome = await self._send_claimed(
             cell, key, channel, n, ttl, alerts, text(got), writes, records
         )
-        for k, v, ex in writes:
+        for k, v, ex in writes:  # a failure's mark (a delivery's is written already)
             await self.redis.set(k, v, ex=ex)
         return outcome
 
@@ -965,9 +964,18 @@ class Dispatcher:
         got: str,
         writes: list[tuple[str, str, int]],
         records: list[dict[str, Any]],
+        holds: list[tuple[Alert, int]] | None = None,
     ) -> str:
-        """Act on a claim answer; the nflog marks to write go to ``writes``, the
-        audit records to ``records`` (the caller writes both once the batch is done)."""
+        """Act on a claim answer: 'delivered', 'dedup', 'retry' or 'done'.
+
+        A delivery's sent mark (and, given ``holds``, the cell's hold of those
+        alerts and its ack timers) is written before the receiver's slot is freed,
+        so a worker killed at any moment leaves at most ``per_receiver``
+        notifications per cell delivered and unmarked: those a restart sends again,
+        with the same ``notificationId`` (at-least-once). A failure to write it
+        raises, like any Redis failure of the flush (the claim then expires and the
+        notification is sent again). Failure marks go to ``writes`` and audit
+        records to ``records``: the caller writes both once the batch is done."""
         kind = channel.type
         if got.startswith("sent:"):
             self._counter(self.metrics.notifications, cell.id, kind, "deduplicated").inc()
@@ -993,7 +1001,9 @@ class Dispatcher:
                         backoff = self.config.retry_base_s * 2**attempt
                         await asyncio.sleep(random.uniform(0, backoff))  # full jitter
                 else:
-                    writes.append((key, f"sent:{self.clock()}", self._keep(ttl)))
+                    await self._mark_sent(
+                        cell, (key, f"sent:{self.clock()}", self._keep(ttl)), holds
+                    )
                     self._delivered(cell, kind, n, alerts, attempt + 1)
                     records.append(
                         {
@@ -1049,6 +1059,25 @@ class Dispatcher:
             }
         )
         return "done"
+
+    async def _mark_sent(
+        self, cell: Cell, mark: tuple[str, str, int], holds: list[tuple[Alert, int]] | None
+    ) -> None:
+        """Write one delivery's sent mark, and the hold of ``holds`` by ``cell``, in one
+        round trip shared with the other deliveries finishing meanwhile (both
+        idempotent: a redelivered batch writes them again harmlessly)."""
+        held: dict[str, dict[str, float]] = {}
+        timers: dict[str, float] = {}
+        if holds:
+            self._hold(cell, holds, self.clock(), held, timers)
+        key, value, ex = mark
+
+        def fill(p: Batch) -> None:
+            p.set(key, value, ex=ex)
+            self._hold_into(p, held, timers)
+
+        await self._marks.write(fill)
+        self._timers_set(min(timers.values(), default=None))
 
     def _keep(self, ttl: float) -> int:
         """How long Redis keeps a sent mark: its repeat interval, at least a day."""

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 import yaml
 from aiohttp import web
@@ -478,6 +479,41 @@ async def test_immediate_groups_flush_from_memory_under_a_lease(
     await env.at(71 + d.config.lease_s)
     assert [("F3", "firing")] in env.got("dept-13") and [("F3", "firing")] in env.got("hq")
     await dead.d.close()
+
+
+async def test_a_delivery_is_marked_sent_before_its_receiver_slot_frees(
+    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """What a worker killed at any moment sends again after its restart is what was
+    delivered and not yet marked sent: at most ``per_receiver`` notifications per
+    cell. With one slot, when a cell gets its k-th notification of a flush, the
+    k-1 before it are marked sent in Redis, and the cell already holds their
+    alerts (with its ack timer running)."""
+    seen: list[tuple[int, int, int]] = []  # (earlier deliveries, sent marks, held alerts)
+    sync = redis.Redis.from_url(stack.redis_url)
+
+    def check(delivery: Any) -> None:
+        if delivery.cell != "dept-13":
+            return
+        marks = [sync.get(k) for k in sync.scan_iter(f"{redis_prefix}:*nflog:dept-13:*")]
+        held = sync.zcard(f"{redis_prefix}:{{c:dept-13}}:alerts")
+        earlier = len(rx.by_cell().get("dept-13", [])) - 1
+        seen.append((earlier, sum(1 for m in marks if m and m.startswith(b"sent:")), held))
+
+    rx = WebhookReceiver(secret=b"k", on_delivery=check).start()
+    e = await make_dispatcher(redis_client, redis_prefix, Clock(), rx, per_receiver=1)
+    try:
+        await e.at(0)
+        await e.d.ingest_and_flush(
+            [alert(f"S{i}", severity="critical", rule=f"r{i}") for i in range(8)]
+        )
+        await e.d.drain()
+        assert len(e.got("dept-13")) == 8  # eight groups (one per rule): eight notifications
+        assert [(k, k, k) for k in range(8)] == seen
+    finally:
+        await e.d.close()
+        rx.stop()
+        sync.close()
 
 
 async def test_a_group_due_at_once_is_sent_at_once_only_when_new(
