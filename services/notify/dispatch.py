@@ -854,6 +854,10 @@ class Dispatcher:
                     p.zadd(self._sched, {gid: later})
 
         await self._pipe(unschedule)
+        kept = [
+            later for (_, ver, later), ok in zip(drops, deleted, strict=True) if ver and not int(ok)
+        ]
+        self._timers_set(min(kept, default=None))
 
     def _notification(
         self,

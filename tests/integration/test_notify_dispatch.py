@@ -642,6 +642,50 @@ async def test_run_sleeps_until_the_next_group_and_escalation_timer(
     assert await until(lambda: "T" in e.rx.alert_ids("antenne-marseille"))
 
 
+async def test_run_wakes_for_the_timers_an_escalation_writes(
+    running: Callable[..., Awaitable[Env]],
+) -> None:
+    """An escalation that must be tried again, and the ack timer of the cell it
+    reaches, are timers too: run() (polling every hour) acts on each in time
+    (escalations run inside its pass, which reads the schedules again after them)."""
+    cells = json.loads(json.dumps(CELLS))
+    cells["cells"]["dept-13"]["ack_timeout"] = "1s"
+    cells["cells"]["antenne-marseille"]["ack_timeout"] = "1s"
+    routing = ROUTING.replace("group_wait: 10s", "group_wait: 300ms")
+    e = await running(
+        cells=cells, routing=routing, redeliver_s=1.0, status_for={"antenne-marseille": 503}
+    )
+    await e.d.ingest(alert("E"))
+    assert await until(lambda: e.got("dept-13") == [[("E", "firing")]])
+    # the escalation to the antenna fails, and is tried again a second later
+    assert await until(
+        lambda: any(
+            r.get("receiver") == "antenne-marseille" and r.get("outcome") == "retrying"
+            for r in e.audit
+        )
+    )
+    e.rx.status_for.pop("antenne-marseille")
+    assert await until(lambda: "E" in e.rx.alert_ids("antenne-marseille"), 10)
+    # unacknowledged there within 1s: on to headquarters, by the timer it set
+    assert await until(lambda: "E" in e.rx.alert_ids("hq"), 10)
+
+
+async def test_run_wakes_for_a_group_kept_because_an_alert_joined_it(
+    running: Callable[..., Awaitable[Env]], redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """A flush that finds its group finished drops it, unless an alert joined it
+    meanwhile (the group's version moved): then the group is scheduled again, and
+    run() must wake for that time if it is earlier than the one it sleeps to."""
+    e = await running()
+    await e.d.ingest(alert("K"))  # group_wait 10s: run() sleeps until then
+    [meta] = [k async for k in redis_client.scan_iter(f"{redis_prefix}:{{g:*}}:meta")]
+    gid = meta.decode().split("{g:", 1)[1].split("}", 1)[0]
+    await asyncio.sleep(0.1)
+    # the drop of a flush that saw an older version: kept, due in 0.3 s
+    await e.d._drop([(gid, "stale", e.clock() + 0.3)], e.clock() + 30)
+    assert await until(lambda: e.got("dept-13") == [[("K", "firing")]], 5)
+
+
 async def test_run_claims_due_groups_when_a_flush_slot_frees(
     running: Callable[..., Awaitable[Env]],
 ) -> None:
