@@ -33,14 +33,21 @@ def setter(key: str) -> Callable[[Batch], None]:
     return lambda p: p.set(key, "v", ex=10)
 
 
-async def test_writes_given_while_a_pipeline_is_in_flight_go_together_in_the_next() -> None:
+async def in_flight(key: str) -> tuple[Executor, GroupCommit, asyncio.Task[None]]:
+    """A GroupCommit whose executor holds its first pipeline (``key``) until the
+    gate opens, and the write of that pipeline."""
     ex = Executor()
     ex.gate.clear()
     gc = GroupCommit(ex)
-    first = asyncio.create_task(gc.write(setter("a")))
+    task = asyncio.create_task(gc.write(setter(key)))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    assert [len(b) for b in ex.batches] == [1]  # "a" is in flight
+    assert [len(b) for b in ex.batches] == [1]
+    return ex, gc, task
+
+
+async def test_writes_given_while_a_pipeline_is_in_flight_go_together_in_the_next() -> None:
+    ex, gc, first = await in_flight("a")
     rest = [asyncio.create_task(gc.write(setter(k))) for k in "bcd"]
     await asyncio.sleep(0)
     assert not first.done() and not any(t.done() for t in rest)
@@ -81,12 +88,7 @@ async def test_a_cancelled_caller_leaves_its_writes_to_be_made() -> None:
 
 
 async def test_close_fails_the_writes_waiting() -> None:
-    ex = Executor()
-    ex.gate.clear()
-    gc = GroupCommit(ex)
-    sending = asyncio.create_task(gc.write(setter("a")))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    _, gc, sending = await in_flight("a")
     queued = asyncio.create_task(gc.write(setter("b")))
     await asyncio.sleep(0)
     await gc.close()
