@@ -854,8 +854,10 @@ class Dispatcher:
                     p.zadd(self._sched, {gid: later})
 
         await self._pipe(unschedule)
-        kept = [
-            later for (_, ver, later), ok in zip(drops, deleted, strict=True) if ver and not int(ok)
+        kept = [  # rescheduled (an alert joined): run() may sleep past them
+            later
+            for (_, ver, later), ok in zip(drops, deleted, strict=True)
+            if ver is not None and not int(ok)
         ]
         self._timers_set(min(kept, default=None))
 
