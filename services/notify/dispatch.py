@@ -10,8 +10,9 @@ a restart or a second replica neither loses a group nor notifies twice.
   atomically (one replica flushes it; a crash frees it when the lease ends).
 * A notification is keyed by (group, channel, content state) in the
   notification log, claimed with a Lua ``SET NX``-like script, marked sent
-  after delivery. A crash between claim and delivery frees the claim when it
-  expires: the notification is retried, never lost.
+  after delivery, before the receiver's slot is freed. A crash between claim
+  and mark frees the claim when it expires: the notification is sent again
+  (at most ``per_receiver`` per cell), never lost.
 * Delivery tries ``attempts`` times with exponential backoff and full jitter,
   then again at later flushes until ``give_up_s`` after the first try; then
   the notification goes to the DLQ (and is not retried).
@@ -771,7 +772,6 @@ class Dispatcher:
     async def _deliver_plan(self, plan: _Plan, answers: list[Any], lease: float) -> None:
         """Send what was claimed, then write marks, timers and the audit trail."""
         reschedule, drops = plan.reschedule, plan.drops
-        writes: list[tuple[str, str, int]] = []
         records: list[dict[str, Any]] = []
         outcomes = await asyncio.gather(
             *(
@@ -783,7 +783,6 @@ class Dispatcher:
                     job.route.repeat_interval,
                     [a for a, _ in job.alerts],
                     text(got),
-                    writes,
                     records,
                     job.alerts,
                 )
@@ -803,14 +802,9 @@ class Dispatcher:
             else:
                 reschedule[job.gid] = now + job.route.group_interval
 
-        def marks(p: Batch) -> None:
-            for key, value, ex in writes:
-                p.set(key, value, ex=ex)
-            if reschedule:
-                p.zadd(self._sched, reschedule)
-
-        await self._pipe(marks)
-        self._timers_set(min(reschedule.values(), default=None))
+        if reschedule:
+            await self._pipe(lambda p: p.zadd(self._sched, reschedule))
+            self._timers_set(min(reschedule.values()))
         await self._emit(records)
         if drops:
             await self._drop(drops, lease)
@@ -845,21 +839,22 @@ class Dispatcher:
                     )
 
         deleted = await self._pipe(delete)
+        # kept (an alert joined since): scheduled again, later; the others unscheduled
+        kept = {
+            gid: later
+            for (gid, ver, later), ok in zip(drops, deleted, strict=True)
+            if ver is not None and not int(ok)
+        }
 
         def unschedule(p: Batch) -> None:
-            for (gid, ver, later), ok in zip(drops, deleted, strict=True):
-                if ver is None or int(ok):
+            for gid, _, _ in drops:
+                if gid not in kept:
                     self._eval(p, self._unschedule, [self._sched], [gid, repr(float(lease))])
-                else:
-                    p.zadd(self._sched, {gid: later})
+            if kept:
+                p.zadd(self._sched, kept)
 
         await self._pipe(unschedule)
-        kept = [  # rescheduled (an alert joined): run() may sleep past them
-            later
-            for (_, ver, later), ok in zip(drops, deleted, strict=True)
-            if ver is not None and not int(ok)
-        ]
-        self._timers_set(min(kept, default=None))
+        self._timers_set(min(kept.values(), default=None))  # run() may sleep past them
 
     def _notification(
         self,
@@ -951,13 +946,7 @@ class Dispatcher:
         got = await self._nflog_claim(
             keys=[key], args=[self.clock(), int(self.config.claim_s) or 1, ttl]
         )
-        writes: list[tuple[str, str, int]] = []
-        outcome = await self._send_claimed(
-            cell, key, channel, n, ttl, alerts, text(got), writes, records
-        )
-        for k, v, ex in writes:  # a failure's mark (a delivery's is written already)
-            await self.redis.set(k, v, ex=ex)
-        return outcome
+        return await self._send_claimed(cell, key, channel, n, ttl, alerts, text(got), records)
 
     async def _send_claimed(
         self,
@@ -968,20 +957,20 @@ class Dispatcher:
         ttl: float,
         alerts: list[Alert],
         got: str,
-        writes: list[tuple[str, str, int]],
         records: list[dict[str, Any]],
         holds: list[tuple[Alert, int]] | None = None,
     ) -> str:
         """Act on a claim answer: 'delivered', 'dedup', 'retry' or 'done'.
 
-        A delivery's sent mark (and, given ``holds``, the cell's hold of those
+        Writes the notification log mark of what it did (:meth:`_mark`). A
+        delivery's sent mark (and, given ``holds``, the cell's hold of those
         alerts and its ack timers) is written before the receiver's slot is freed,
         so a worker killed at any moment leaves at most ``per_receiver``
         notifications per cell delivered and unmarked: those a restart sends again,
-        with the same ``notificationId`` (at-least-once). A failure to write it
-        raises, like any Redis failure of the flush (the claim then expires and the
-        notification is sent again). Failure marks go to ``writes`` and audit
-        records to ``records``: the caller writes both once the batch is done."""
+        with the same ``notificationId`` (at-least-once). A failure to write a
+        mark raises, like any Redis failure of the flush (the claim then expires
+        and the notification is sent again). Audit records go to ``records``: the
+        caller writes them once the batch is done."""
         kind = channel.type
         if got.startswith("sent:"):
             self._counter(self.metrics.notifications, cell.id, kind, "deduplicated").inc()
@@ -1007,9 +996,7 @@ class Dispatcher:
                         backoff = self.config.retry_base_s * 2**attempt
                         await asyncio.sleep(random.uniform(0, backoff))  # full jitter
                 else:
-                    await self._mark_sent(
-                        cell, (key, f"sent:{self.clock()}", self._keep(ttl)), holds
-                    )
+                    await self._mark(key, f"sent:{self.clock()}", self._keep(ttl), cell, holds)
                     self._delivered(cell, kind, n, alerts, attempt + 1)
                     records.append(
                         {
@@ -1026,8 +1013,8 @@ class Dispatcher:
                     return "delivered"
         now = self.clock()
         if now - first < self.config.give_up_s:
-            writes.append(
-                (key, f"failed:{first}", max(1, int(self.config.give_up_s + self.config.claim_s)))
+            await self._mark(
+                key, f"failed:{first}", max(1, int(self.config.give_up_s + self.config.claim_s))
             )
             self._counter(self.metrics.notifications, cell.id, kind, "retrying").inc()
             records.append(
@@ -1041,7 +1028,6 @@ class Dispatcher:
                 }
             )
             return "retry"
-        writes.append((key, f"sent:{self.clock()}", self._keep(ttl)))
         self._counter(self.metrics.notifications, cell.id, kind, "failed").inc()
         self._counter(self.metrics.dlq, "delivery_failed").inc()
         await self.dlq(
@@ -1054,6 +1040,8 @@ class Dispatcher:
                 "alert_ids": [a["fingerprint"] for a in n.alerts],
             }
         )
+        # given up for good, once dead-lettered (a crash before: dead-lettered again)
+        await self._mark(key, f"sent:{self.clock()}", self._keep(ttl))
         records.append(
             {
                 "kind": "delivery",
@@ -1066,17 +1054,21 @@ class Dispatcher:
         )
         return "done"
 
-    async def _mark_sent(
-        self, cell: Cell, mark: tuple[str, str, int], holds: list[tuple[Alert, int]] | None
+    async def _mark(
+        self,
+        key: str,
+        value: str,
+        ex: int,
+        cell: Cell | None = None,
+        holds: list[tuple[Alert, int]] | None = None,
     ) -> None:
-        """Write one delivery's sent mark, and the hold of ``holds`` by ``cell``, in one
-        round trip shared with the other deliveries finishing meanwhile (both
+        """Write one notification log mark, and the hold of ``holds`` by ``cell``, in
+        one round trip shared with the other deliveries finishing meanwhile (both
         idempotent: a redelivered batch writes them again harmlessly)."""
         held: dict[str, dict[str, float]] = {}
         timers: dict[str, float] = {}
-        if holds:
+        if cell is not None and holds:
             self._hold(cell, holds, self.clock(), held, timers)
-        key, value, ex = mark
 
         def fill(p: Batch) -> None:
             p.set(key, value, ex=ex)
