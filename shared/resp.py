@@ -21,9 +21,12 @@ replies from the head of a queue) and none waits for a connection.
 * A lost connection or a timeout raises ``redis.ConnectionError`` or
   ``redis.TimeoutError`` (both ``RedisError``) after ``retries`` new tries on
   a new connection with :func:`shared.retry.retry`'s capped exponential
-  backoff: callers give only pipelines that are safe to run twice. A timeout closes the connection
-  (late replies must not be taken by the next caller).
+  backoff: callers give only pipelines that are safe to run twice. A timeout
+  closes the connection (late replies must not be taken by the next caller).
 * A caller cancelled while it waits leaves its replies to be read and dropped.
+
+:class:`GroupCommit` puts many callers' writes (replies unread) in one
+pipeline: while one is in flight, the writes given meanwhile go in the next.
 
 Only plain TCP ``redis://`` clients get the shared connection; for TLS or
 Unix sockets :func:`pipelines_for` gives the same interface on the client's
