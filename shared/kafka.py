@@ -78,6 +78,30 @@ async def ensure_topics(
         await admin.close()
 
 
+async def topic_max_bytes(bootstrap: str, topic: str, timeout: float = 5.0) -> int | None:
+    """The topic's ``max.message.bytes`` as the broker reports it, or ``None``
+    when it cannot be learnt (broker down, config not reported). Never raises."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    try:
+        admin = await _admin(bootstrap, timeout)
+    except BrokerUnreachable:
+        return None
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic)
+        responses = await asyncio.wait_for(admin.describe_configs([resource]), timeout)
+        for response in responses:
+            for _code, _msg, _type, _name, entries in response.resources:
+                for entry in entries:
+                    if entry[0] == "max.message.bytes" and entry[1]:
+                        return int(entry[1])
+    except Exception:  # an unknown cap is not an error: the setting holds
+        return None
+    finally:
+        await admin.close()
+    return None
+
+
 class KeyPartitioner:
     """aiokafka's default partitioner, with each key's hash remembered.
 

@@ -1,6 +1,8 @@
 """Ingest's metrics (``vigie_ingest_*``), declared together.
 
-Invariant: consumed = published + rejected + duplicates (per agency).
+Invariant: consumed = published + rejected + duplicates + dead_letter_failed
+(per agency). ``dead_letter_failed`` counts messages whose dead-letter record
+could not be sent: they are not acked and will be read again (an alert).
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ class IngestMetrics:
         self.duplicates = Counter(
             "vigie_ingest_duplicates_total",
             "Re-sent events dropped by deduplication",
+            ["agency"],
+            registry=registry,
+        )
+        self.dead_letter_failed = Counter(
+            "vigie_ingest_dead_letter_failed_total",
+            "Refused messages whose dead-letter record could not be sent (held, read again)",
             ["agency"],
             registry=registry,
         )

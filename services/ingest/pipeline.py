@@ -9,6 +9,7 @@ Deduplication, which needs Redis, happens at the edge (:mod:`.app`).
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,10 +54,13 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """A message refused: its reason code and its dead-letter record."""
+    """A message refused: its reason code, its dead-letter record, and the
+    original Kafka key and headers (the dead-letter record is sent with them)."""
 
     reason: str
     record: dict[str, Any]
+    key: bytes | None = None
+    headers: Headers = None
 
     @classmethod
     def of(
@@ -66,16 +70,21 @@ class Refused:
         rejection: Rejection,
         now: datetime,
         headers: Headers = None,
+        key: bytes | None = None,
     ) -> Refused:
         """The refusal of ``raw`` for ``rejection``, with its :func:`dlq_record`."""
-        return cls(rejection.reason, dlq_record(raw, source, rejection, now, headers))
+        record = dlq_record(raw, source, rejection, now, headers)
+        return cls(rejection.reason, record, key, headers)
 
 
 def dlq_record(
     raw: bytes | None, source: Source, rejection: Rejection, now: datetime, headers: Headers = None
 ) -> dict[str, Any]:
     """The dead-letter record (``vigie.dlq.v1``): original bytes and headers (base64),
-    source coordinates, reason code, field path and a human message."""
+    the original's size and SHA-256 (so a record truncated to fit the topic's size
+    cap, :mod:`.deadletter`, still identifies the whole), source coordinates,
+    reason code, field path and a human message."""
+    body = raw or b""
     return {
         "schema": "vigie.dlq.v1",
         "reason": rejection.reason,
@@ -87,7 +96,10 @@ def dlq_record(
             "offset": source.offset,
             "timestamp_ms": source.timestamp_ms,
         },
-        "original_b64": base64.b64encode(raw or b"").decode(),
+        "original_b64": base64.b64encode(body).decode(),
+        "original_size": len(body),
+        "original_sha256": hashlib.sha256(body).hexdigest(),
+        "original_truncated": False,
         "headers": [[k, base64.b64encode(v or b"").decode()] for k, v in headers or ()],
         "rejected_at": now.isoformat(),
     }

@@ -27,6 +27,11 @@ class IngestSettings(Settings):
     future_tolerance_s: Annotated[int, Field(ge=0)] = 300
     #: Messages larger than this are refused unread.
     max_message_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    #: The dead-letter topic's size cap (bytes): a dead-letter record is
+    #: truncated to fit it. The worker lowers it to the topic's
+    #: ``max.message.bytes`` when the broker tells it (Kafka's default
+    #: 1048588); set it when the broker does not say.
+    dlq_max_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
     #: Messages handled together: one Redis round trip per batch.
     batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
     #: Under load, a batch lingers while messages keep arriving (it goes after

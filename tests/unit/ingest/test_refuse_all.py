@@ -6,7 +6,7 @@ import base64
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from services.ingest.app import refuse_all
+from services.ingest.handler import refuse_all
 from services.ingest.validate import REASONS
 from shared.topics import Topics
 
