@@ -1,319 +1,249 @@
 """The cells' HTTP API on the notify worker's web server (same port as /metrics).
 
 Every ``/api/v1`` route but the OpenAPI document needs ``Authorization: Bearer
-<token>``; the token identifies the cell (secrets file). No or an unknown
-token → 401. A cell sees and acts only on its own alerts (delivered to it, by
-routing or escalation): another cell's alert → 404 (its existence is not
-revealed). Silences belong to the cell that creates them.
+<token>`` (the scheme in any case); the token identifies the cell (secrets
+file). No or an unknown token → 401. A cell sees and acts only on its own
+alerts (delivered to it, by routing or escalation): another cell's alert →
+404 (its existence is not revealed). Silences belong to the cell that creates
+them.
+
+Request bodies are validated by the pydantic models of
+:mod:`services.notify.console.resources`, from which the OpenAPI document is
+generated. Bad input is a 400 (or 413 for a body over :data:`MAX_BODY`) with
+a one-line ``error``, never a 5xx; Redis unavailable → 503. The console
+(:mod:`services.notify.console`) is registered on the same web server.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import faust
-from faust.web import Request, Response, View
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
 
+from services.notify.console import backend
+from services.notify.console.openapi import document
+from services.notify.console.resources import (
+    AlertList,
+    Error,
+    Expired,
+    SilenceIn,
+    SilenceList,
+    SilencePreview,
+    SilencePreviewIn,
+)
 from services.notify.dispatch import Dispatcher
+from services.notify.matchers import all_match, parse_matchers
 
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "Vigie notify API",
-        "version": "1",
-        "description": "Acknowledge, resolve and silence the alerts of one coordinating "
-        "cell. Authenticate with the cell's bearer token.",
-    },
-    "components": {
-        "securitySchemes": {"cellToken": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Alert": {
-                "type": "object",
-                "description": "An alert as the cell may see it "
-                "(Alertmanager webhook alert shape; a pointer when redacted)",
-                "properties": {
-                    "fingerprint": {"type": "string"},
-                    "status": {"type": "string"},
-                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "annotations": {"type": "object"},
-                    "evidence": {"type": "array"},
-                    "redacted": {"type": "boolean"},
-                    "incident": {"type": "integer"},
-                    "state": {"type": "string", "enum": ["open", "resolved"]},
-                    "acknowledgedBy": {"type": "string", "nullable": True},
-                },
-            },
-            "Incident": {
-                "type": "object",
-                "properties": {
-                    "seq": {"type": "string"},
-                    "state": {"type": "string"},
-                    "acked_by": {"type": "string"},
-                    "resolved_by": {"type": "string"},
-                },
-            },
-            "SilenceIn": {
-                "type": "object",
-                "required": ["matchers"],
-                "properties": {
-                    "matchers": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "example": ['rule="target_deconfliction"'],
-                    },
-                    "startsAt": {"type": "number", "description": "epoch seconds (default now)"},
-                    "endsAt": {"type": "number", "description": "epoch seconds"},
-                    "duration": {"type": "number", "description": "seconds, instead of endsAt"},
-                    "comment": {"type": "string"},
-                },
-            },
-            "Silence": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "cell": {"type": "string"},
-                    "matchers": {"type": "array", "items": {"type": "string"}},
-                    "starts_at": {"type": "number"},
-                    "ends_at": {"type": "number"},
-                    "comment": {"type": "string"},
-                },
-            },
-            "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
-        },
-    },
-    "security": [{"cellToken": []}],
-    "paths": {
-        "/api/v1/alerts": {
-            "get": {
-                "summary": "The cell's alerts, newest first",
-                "responses": {
-                    "200": {
-                        "description": "alerts",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "properties": {
-                                        "alerts": {
-                                            "type": "array",
-                                            "items": {"$ref": "#/components/schemas/Alert"},
-                                        }
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "401": {"description": "no or unknown token"},
-                },
-            }
-        },
-        "/api/v1/alerts/{alert_id}/ack": {
-            "post": {
-                "summary": "Acknowledge the alert's open incident (stops escalation)",
-                "parameters": [
-                    {
-                        "name": "alert_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "incident",
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/Incident"}
-                            }
-                        },
-                    },
-                    "401": {"description": "no or unknown token"},
-                    "404": {"description": "not an alert of this cell"},
-                },
-            }
-        },
-        "/api/v1/alerts/{alert_id}/resolve": {
-            "post": {
-                "summary": "Resolve the alert's incident by hand; firing again opens a new one",
-                "parameters": [
-                    {
-                        "name": "alert_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "responses": {
-                    "200": {"description": "incident"},
-                    "401": {"description": "no or unknown token"},
-                    "404": {"description": "not an alert of this cell"},
-                },
-            }
-        },
-        "/api/v1/silences": {
-            "get": {
-                "summary": "The cell's active silences",
-                "responses": {
-                    "200": {"description": "silences"},
-                    "401": {"description": "no token"},
-                },
-            },
-            "post": {
-                "summary": "Create a silence (mutes this cell's notifications only)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/SilenceIn"}}
-                    },
-                },
-                "responses": {
-                    "201": {
-                        "description": "created",
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Silence"}}
-                        },
-                    },
-                    "400": {"description": "bad matchers or period"},
-                    "401": {"description": "no or unknown token"},
-                },
-            },
-        },
-        "/api/v1/silences/{silence_id}": {
-            "delete": {
-                "summary": "Expire a silence",
-                "parameters": [
-                    {
-                        "name": "silence_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "responses": {
-                    "200": {"description": "expired"},
-                    "401": {"description": "no or unknown token"},
-                    "404": {"description": "no such silence for this cell"},
-                },
-            }
-        },
-        "/api/v1/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "security": [],
-                "responses": {"200": {"description": "OpenAPI"}},
-            }
-        },
-    },
-}
+log = logging.getLogger("vigie.notify.api")
+
+#: Request bodies larger than this are refused (413) before being read.
+MAX_BODY = 64 * 1024
+MAX_TOKEN = 512
+#: Path parameters (alert and silence ids) longer than this are not ours (404).
+MAX_PATH_ID = 128
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+
+
+def error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response(Error(error=message).model_dump(), status=status, headers=headers)
+
+
+def answer(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(model.model_dump(mode="json"), status=status)
+
+
+def bearer(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (scheme in any case)."""
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN:
+        return None
+    return token
+
+
+class Auth:
+    """Token → cell, against the secrets file's token digests and the live cells."""
+
+    def __init__(self, dispatcher: Dispatcher, token_index: dict[str, str]) -> None:
+        self.dispatcher = dispatcher
+        self.token_index = token_index
+
+    def cell_of_token(self, token: str | None) -> str | None:
+        if token is None:
+            return None
+        cell = self.token_index.get(hashlib.sha256(token.encode()).hexdigest())
+        # a cell that a reloaded cells file removed has no API any more
+        return cell if cell is not None and cell in self.dispatcher.cells.by_id else None
+
+    def cell_of(self, request: web.Request) -> str | None:
+        return self.cell_of_token(bearer(request.headers.get("Authorization", "")))
+
+
+def guarded(handler: Handler) -> Handler:
+    """Redis unavailable → 503; anything unexpected is logged and answered 500
+    without a traceback (the fuzz test makes sure no input gets there)."""
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except RedisError as exc:
+            log.warning("redis unavailable", extra={"error": type(exc).__name__})
+            return error(503, "state store unavailable, retry later")
+        except Exception:
+            log.exception("unexpected error", extra={"path": request.path})
+            return error(500, "internal error")
+
+    return run
+
+
+async def body_of(request: web.Request, model: type[M]) -> M | web.Response:
+    """The request body validated by ``model``, or the 400/413 answer to send."""
+    if (request.content_length or 0) > MAX_BODY:
+        return error(413, f"body over {MAX_BODY} bytes")
+    raw = await request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        return error(413, f"body over {MAX_BODY} bytes")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(x) for x in first["loc"]) or "body"
+        msg = first["msg"]
+        if first["type"] == "string_pattern_mismatch":
+            msg = 'not a label matcher such as rule="x"'
+        return error(400, f"{where}: {msg}"[:300])
 
 
 def register(app: faust.App, dispatcher: Dispatcher, token_index: dict[str, str]) -> None:
-    """Add the API views to ``app``. ``token_index`` maps sha256(token) → cell id."""
+    """Add the API routes (and the console) to ``app``'s web server.
 
-    def cell_of(request: Request) -> str | None:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            return None
-        digest = hashlib.sha256(header[7:].strip().encode()).hexdigest()
-        cell = token_index.get(digest)
-        # a cell that a reloaded cells file removed has no API any more
-        return cell if cell is not None and cell in dispatcher.cells else None
+    ``token_index`` maps sha256(token) → cell id.
+    """
+    from services.notify import console  # the console's routes use this module
 
-    def unauthorized(view: View) -> Response:
-        return view.json(
-            {"error": "unauthorized"},
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="vigie"'},
+    auth = Auth(dispatcher, token_index)
+    router = app.web.web_app.router  # type: ignore[attr-defined]  # the aiohttp driver
+    doc = document()
+
+    def authed(
+        handler: Callable[[web.Request, str], Awaitable[web.StreamResponse]],
+    ) -> Handler:
+        async def run(request: web.Request) -> web.StreamResponse:
+            cell = auth.cell_of(request)
+            if cell is None:
+                return error(401, "unauthorized", **{"WWW-Authenticate": 'Bearer realm="vigie"'})
+            return await handler(request, cell)
+
+        return guarded(run)
+
+    def path_id(request: web.Request, name: str) -> str | None:
+        value = request.match_info[name]
+        return value if 0 < len(value) <= MAX_PATH_ID else None
+
+    async def openapi(request: web.Request) -> web.StreamResponse:
+        return web.json_response(doc)
+
+    async def list_alerts(request: web.Request, cell: str) -> web.StreamResponse:
+        return answer(AlertList(cell=cell, alerts=await backend.alerts(dispatcher, cell)))
+
+    async def get_alert(request: web.Request, cell: str) -> web.StreamResponse:
+        aid = path_id(request, "alert_id")
+        found = await backend.one(dispatcher, cell, aid) if aid else None
+        return answer(found) if found else error(404, "no such alert for this cell")
+
+    def action(name: str) -> Callable[[web.Request, str], Awaitable[web.StreamResponse]]:
+        async def act(request: web.Request, cell: str) -> web.StreamResponse:
+            aid = path_id(request, "alert_id")
+            do = dispatcher.acknowledge if name == "ack" else dispatcher.resolve
+            inc = await do(cell, aid) if aid else None
+            if inc is None:
+                return error(404, "no such alert for this cell")
+            return answer(backend.incident_out(aid or "", inc))
+
+        return act
+
+    async def list_silences(request: web.Request, cell: str) -> web.StreamResponse:
+        active = await dispatcher.silences.active(cell, dispatcher.clock())
+        return answer(SilenceList(silences=[backend.silence_out(s) for s in active]))
+
+    async def create_silence(request: web.Request, cell: str) -> web.StreamResponse:
+        body = await body_of(request, SilenceIn)
+        if isinstance(body, web.Response):
+            return body
+        made = await create(dispatcher, cell, body)
+        return made if isinstance(made, web.Response) else answer(made, 201)
+
+    async def preview(request: web.Request, cell: str) -> web.StreamResponse:
+        body = await body_of(request, SilencePreviewIn)
+        if isinstance(body, web.Response):
+            return body
+        return answer(await muted_by(dispatcher, cell, body.matchers))
+
+    async def expire_silence(request: web.Request, cell: str) -> web.StreamResponse:
+        sid = path_id(request, "silence_id")
+        if not sid or not await expire(dispatcher, cell, sid):
+            return error(404, "no such silence for this cell")
+        return answer(Expired(expired=sid))
+
+    router.add_get("/api/v1/openapi.json", guarded(openapi))
+    router.add_get("/api/v1/alerts", authed(list_alerts))
+    router.add_get("/api/v1/alerts/{alert_id}", authed(get_alert))
+    router.add_post("/api/v1/alerts/{alert_id}/ack", authed(action("ack")))
+    router.add_post("/api/v1/alerts/{alert_id}/resolve", authed(action("resolve")))
+    router.add_get("/api/v1/silences", authed(list_silences))
+    router.add_post("/api/v1/silences", authed(create_silence))
+    router.add_post("/api/v1/silence-preview", authed(preview))
+    router.add_delete("/api/v1/silences/{silence_id}", authed(expire_silence))
+    console.register(app, dispatcher, auth)
+
+
+async def create(dispatcher: Dispatcher, cell: str, body: SilenceIn) -> Any:
+    """Store the silence (audited); a 400 answer when its period is wrong."""
+    now = dispatcher.clock()
+    try:
+        start, end = body.period(datetime.fromtimestamp(now, UTC))
+        silence = await dispatcher.silences.create(
+            cell, list(body.matchers), start.timestamp(), end.timestamp(), body.comment, now
         )
+    except ValueError as exc:
+        return error(400, f"bad silence: {exc}"[:300])
+    dispatcher.invalidate_silences(cell)
+    await dispatcher.audit(
+        {
+            "kind": "silence",
+            "action": "create",
+            "cell": cell,
+            "silence_id": silence.id,
+            "ends_at": silence.ends_at,
+        }
+    )
+    return backend.silence_out(silence)
 
-    async def audit(kind: str, **fields: Any) -> None:
-        await dispatcher.audit({"kind": kind, **fields})
 
-    @app.page("/api/v1/openapi.json")
-    class OpenApi(View):  # type: ignore[misc]
-        async def get(self, request: Request) -> Response:
-            return self.json(OPENAPI)
+async def expire(dispatcher: Dispatcher, cell: str, sid: str) -> bool:
+    """Expire the cell's silence (audited); ``False`` when it has none of that id."""
+    if not await dispatcher.silences.expire(cell, sid):
+        return False
+    dispatcher.invalidate_silences(cell)
+    await dispatcher.audit({"kind": "silence", "action": "expire", "cell": cell, "silence_id": sid})
+    return True
 
-    @app.page("/api/v1/alerts")
-    class Alerts(View):  # type: ignore[misc]
-        async def get(self, request: Request) -> Response:
-            cell = cell_of(request)
-            if cell is None:
-                return unauthorized(self)
-            return self.json({"cell": cell, "alerts": await dispatcher.list_alerts(cell)})
 
-    @app.page("/api/v1/alerts/{alert_id}/ack")
-    class Ack(View):  # type: ignore[misc]
-        async def post(self, request: Request, alert_id: str) -> Response:
-            cell = cell_of(request)
-            if cell is None:
-                return unauthorized(self)
-            inc = await dispatcher.acknowledge(cell, alert_id)
-            if inc is None:
-                return self.json({"error": "no such alert for this cell"}, status=404)
-            return self.json(inc)
-
-    @app.page("/api/v1/alerts/{alert_id}/resolve")
-    class Resolve(View):  # type: ignore[misc]
-        async def post(self, request: Request, alert_id: str) -> Response:
-            cell = cell_of(request)
-            if cell is None:
-                return unauthorized(self)
-            inc = await dispatcher.resolve(cell, alert_id)
-            if inc is None:
-                return self.json({"error": "no such alert for this cell"}, status=404)
-            return self.json(inc)
-
-    @app.page("/api/v1/silences")
-    class Silences(View):  # type: ignore[misc]
-        async def get(self, request: Request) -> Response:
-            cell = cell_of(request)
-            if cell is None:
-                return unauthorized(self)
-            active = await dispatcher.silences.active(cell, dispatcher.clock())
-            return self.json({"silences": [json.loads(s.to_json()) for s in active]})
-
-        async def post(self, request: Request) -> Response:
-            cell = cell_of(request)
-            if cell is None:
-                return unauthorized(self)
-            try:
-                body = json.loads(await request.read())
-                now = dispatcher.clock()
-                starts = float(body.get("startsAt", now))
-                ends = (
-                    float(body["endsAt"]) if "endsAt" in body else starts + float(body["duration"])
-                )
-                silence = await dispatcher.silences.create(
-                    cell,
-                    [str(m) for m in body["matchers"]],
-                    starts,
-                    ends,
-                    str(body.get("comment", "")),
-                    now,
-                )
-            except (ValueError, KeyError, TypeError) as exc:
-                return self.json({"error": f"bad silence: {exc}"}, status=400)
-            dispatcher.invalidate_silences(cell)
-            await audit(
-                "silence",
-                action="create",
-                cell=cell,
-                silence_id=silence.id,
-                ends_at=silence.ends_at,
-            )
-            return self.json(json.loads(silence.to_json()), status=201)
-
-    @app.page("/api/v1/silences/{silence_id}")
-    class Silence(View):  # type: ignore[misc]
-        async def delete(self, request: Request, silence_id: str) -> Response:
-            cell = cell_of(request)
-            if cell is None:
-                return unauthorized(self)
-            if not await dispatcher.silences.expire(cell, silence_id):
-                return self.json({"error": "no such silence for this cell"}, status=404)
-            dispatcher.invalidate_silences(cell)
-            await audit("silence", action="expire", cell=cell, silence_id=silence_id)
-            return self.json({"expired": silence_id})
+async def muted_by(dispatcher: Dispatcher, cell: str, matchers: list[str]) -> SilencePreview:
+    """The cell's open alerts that a silence with ``matchers`` would mute now."""
+    parsed = parse_matchers(matchers)
+    current = await backend.alerts(dispatcher, cell)
+    return SilencePreview(
+        alerts=[a for a in current if a.status != "resolved" and all_match(parsed, a.labels)]
+    )

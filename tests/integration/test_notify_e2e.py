@@ -190,7 +190,7 @@ async def test_notify_worker_end_to_end(
         assert (await c.post(f"{base}/alerts/{other}/ack", headers=h13)).status_code == 404
         mine = want["dept-13"][0]
         r = await c.post(f"{base}/alerts/{mine}/ack", headers=h13)
-        assert r.status_code == 200 and r.json()["acked_by"] == "dept-13"
+        assert r.status_code == 200 and r.json()["acknowledgedBy"] == "dept-13"
         r = await c.post(
             f"{base}/silences", headers=h13, json={"matchers": ['rule="x"'], "duration": 60}
         )
