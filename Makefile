@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools demo test lint format mypy unit all clean
+.PHONY: install tools kafka demo test lint format mypy unit all clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,10 +27,31 @@ tools:
 	    apt-get install -y -qq --no-install-recommends $(TOOLS_PKGS) >/dev/null; \
 	else echo "missing promtool/amtool/kubectl: apt-get install $(TOOLS_PKGS) (as root)"; exit 1; fi
 
-demo: install
-	$(BIN)/vigie demo
+# Apache Kafka for the local stack (shared/kafkacluster.py): the broker's jars,
+# version pinned in deploy/kafka/pom.xml, copied from Maven Central into
+# .cache/kafka/libs (git-ignored). Java 17 and Maven come from Debian when missing.
+KAFKA_LIBS := .cache/kafka/libs
+KAFKA_STAMP := $(KAFKA_LIBS)/.fetched
+KAFKA_PKGS := maven openjdk-17-jre-headless
+$(KAFKA_STAMP): deploy/kafka/pom.xml
+	@if command -v mvn >/dev/null && command -v java >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends $(KAFKA_PKGS) >/dev/null; \
+	else echo "missing mvn/java: apt-get install $(KAFKA_PKGS) (as root)"; exit 1; fi
+	rm -rf $(KAFKA_LIBS)
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies \
+	    -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_LIBS)
+	touch $@
 
-test: install tools
+kafka: $(KAFKA_STAMP)
+
+# make demo BROKER=kafka: the same demo on a 3-node Apache Kafka cluster.
+BROKER ?= tansu
+demo: install $(if $(filter kafka,$(BROKER)),kafka)
+	VIGIE_LOCAL_BROKER=$(BROKER) $(BIN)/vigie demo
+
+test: install tools kafka
 	$(BIN)/python -m pytest
 
 unit: install

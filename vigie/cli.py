@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -165,16 +166,40 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+#: ``--broker``: which local broker ``up``, ``demo`` and ``bench`` start.
+BrokerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="local broker: tansu (quick, in memory) or kafka (3-node Apache Kafka cluster); "
+        "default VIGIE_LOCAL_BROKER, else tansu"
+    ),
+]
+
+
+def _choose_broker(broker: str | None) -> None:
+    """Pass ``--broker`` to every LocalStack of this process (VIGIE_LOCAL_BROKER)."""
+    from shared.localstack import BROKERS
+
+    if broker is None:
+        return
+    if broker not in BROKERS:
+        fail(f"unknown broker {broker!r}; choose from {', '.join(BROKERS)}", 2)
+    os.environ["VIGIE_LOCAL_BROKER"] = broker
+
+
 @app.command()
 def up(
     session_timeout: Annotated[
         float, typer.Option(help="consumer-group session timeout (s)")
     ] = 6.0,
+    broker: BrokerOption = None,
 ) -> None:
     """The whole local stack in the foreground: broker, Redis, the three services, a
     local receiver that shows what each cell gets. Ctrl-C stops everything cleanly."""
     from vigie.receiver import Delivery
     from vigie.stack import Pipeline
+
+    _choose_broker(broker)
 
     def show(d: Delivery) -> None:
         for a in d.body.get("alerts", []):
@@ -217,10 +242,12 @@ def demo(
         Path | None, typer.Option(help="JSONL scenario (default: the bundled one)")
     ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the notifications")] = 30.0,
+    broker: BrokerOption = None,
 ) -> None:
     """Run the bundled scenario end to end and show what each cell received."""
     from vigie.demo import run_demo
 
+    _choose_broker(broker)
     _interrupt_on_sigterm()
     try:
         code = run_demo(scenario, timeout, out)
@@ -260,14 +287,16 @@ def bench(
     json_out: Annotated[
         bool, typer.Option("--json", help="print one JSON object of figures")
     ] = False,
+    broker: BrokerOption = None,
 ) -> None:
-    """Benchmarks; --json prints one JSON object of figures.
+    """Benchmarks; --json prints one JSON object of figures; --broker kafka|tansu.
 
     Options after the name go to the benchmark, e.g.
     `vigie bench e2e --rate 1000 --duration 20 --json`; `vigie bench NAME --help` lists them.
     """
     if which not in BENCHES:
         fail(f"unknown benchmark {which!r}; choose from {', '.join(BENCHES)}", 2)
+    _choose_broker(broker)
     import importlib
 
     module = importlib.import_module(f"vigie.bench.{which}")

@@ -164,7 +164,8 @@ async def run_vigie(
         sent: dict[str, float] = {}
         run = f"v{int(time.time())}"
         pids = [proc.pid for name in names if (proc := p.services[name].proc) is not None]
-        deps = [x.proc.pid for x in (stack.broker, stack.redis) if x is not None and x.proc]
+        redis_proc = stack.redis.proc if stack.redis is not None else None
+        deps = [*stack.broker_pids(), *([redis_proc.pid] if redis_proc is not None else [])]
         cpu0, cmds0 = cpu_seconds(*pids), await redis_commands(stack.redis_url)
         deps0 = cpu_seconds(*deps)
         t0 = time.time()
