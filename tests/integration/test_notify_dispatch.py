@@ -29,6 +29,7 @@ from services.notify.channels.email import SmtpConfig
 from services.notify.dispatch import DeliveryConfig, Dispatcher
 from services.notify.metrics import NotifyMetrics
 from services.notify.route import parse_routing
+from services.notify.store.base import Due
 from shared.localstack import LocalStack, free_port
 from shared.models import Alert, Annotations, Evidence, Handling
 from shared.redis import Keys
@@ -146,6 +147,8 @@ async def make_dispatcher(
     rx: WebhookReceiver,
     cells: dict[str, Any] | None = None,
     routing: str = ROUTING,
+    secrets: Secrets | None = None,
+    pipes: Pipelines | PoolPipelines | None = None,
     **cfg: Any,
 ) -> Env:
     env_lists: dict[str, list[dict[str, Any]]] = {"audit": [], "dlq": []}
@@ -169,12 +172,13 @@ async def make_dispatcher(
         Keys(prefix),
         parse_routing(yaml.safe_load(routing)),
         parse_cells(cells or CELLS),
-        Secrets(),
+        secrets or Secrets(),
         config,
         NotifyMetrics(CollectorRegistry()),
         audit,
         dlq,
         clock=clock,
+        pipes=pipes,
     )
     return Env(d, clock, rx, env_lists["audit"], env_lists["dlq"])
 
@@ -186,11 +190,8 @@ async def env(
     """Every timeline on both ways to Redis: notify's own pipelines, and redis-py's
     pool (what TLS and Unix-socket URLs use)."""
     rx = WebhookReceiver(secret=b"k").start()
-    e = await make_dispatcher(redis_client, redis_prefix, Clock(), rx)
-    if request.param == "redis-py-pool":
-        e.d.pipes = PoolPipelines(redis_client)
-    else:
-        assert isinstance(e.d.pipes, Pipelines)
+    pipes = PoolPipelines(redis_client) if request.param == "redis-py-pool" else None
+    e = await make_dispatcher(redis_client, redis_prefix, Clock(), rx, pipes=pipes)
     yield e
     await e.d.close()
     rx.stop()
@@ -310,8 +311,7 @@ async def test_silences_of_several_cells_read_together(
     c = await d.silences.create("dept-76", ['rule="r1"'], t, t + 100, "", t)
     gone = await d.silences.create("dept-76", ['rule="r3"'], t, t + 100, "", t)
     await redis_client.delete(d.silences._key("dept-76", gone.id))  # as its TTL would
-    assert d.pipes is not None
-    got = await d.silences.active_of(["dept-13", "dept-76", "hq"], t + 60, d.pipes)
+    got = await d.silences.active_of(["dept-13", "dept-76", "hq"], t + 60, d.store.conn.pipes)
     assert {k: sorted(s.id for s in v) for k, v in got.items()} == {
         "dept-13": [a.id],  # not `ended` (at t + 50), still indexed until its key expires
         "dept-76": [c.id],
@@ -415,11 +415,9 @@ async def test_redaction_on_every_real_channel(
         cells=cells,
         smtp=SmtpConfig("127.0.0.1", port),
         matrix_homeserver=f"http://127.0.0.1:{mx_port}",
+        secrets=Secrets(matrix_access_token="mx-token"),
     )
-    e.d.secrets = Secrets(matrix_access_token="mx-token")
-    from services.notify.channels.matrix import MatrixSender
-
-    e.d._matrix = MatrixSender(f"http://127.0.0.1:{mx_port}", "mx-token")
+    assert sorted(e.d.notifiers.by_type) == ["email", "matrix", "webhook"]
     try:
         await e.at(0)
         await e.d.ingest(alert("X", severity="critical", handling=Handling.SECRET))
@@ -467,7 +465,7 @@ async def test_immediate_groups_flush_from_memory_under_a_lease(
     # a replica that records, claims and dies before sending: once its claims expire
     # (deleted here, as Redis does after claim_s) and its lease ends, the timer path sends
     dead = await make_dispatcher(redis_client, redis_prefix, env.clock, env.rx)
-    dead.d._spawn = lambda coro: coro.close()  # type: ignore[method-assign]
+    dead.d.flusher.spawn = lambda coro: coro.close()  # type: ignore[method-assign]
     await dead.d.ingest_and_flush([alert("F3", severity="critical", rule="r9")])
     await env.at(71)
     assert "F3" not in env.rx.alert_ids()  # still leased
@@ -682,7 +680,7 @@ async def test_run_wakes_for_a_group_kept_because_an_alert_joined_it(
     gid = meta.decode().split("{g:", 1)[1].split("}", 1)[0]
     await asyncio.sleep(0.1)
     # the drop of a flush that saw an older version: kept, due in 0.3 s
-    await e.d._drop([(gid, "stale", e.clock() + 0.3)], e.clock() + 30)
+    await e.d.mark.drop([(gid, "stale", e.clock() + 0.3)], e.clock() + 30)
     assert await until(lambda: e.got("dept-13") == [[("K", "firing")]], 5)
 
 
@@ -694,7 +692,7 @@ async def test_run_claims_due_groups_when_a_flush_slot_frees(
     e = await running(batches=1, status_for={"hq": 0})
     # due at once for hq (group_wait 0), whose receiver hangs: the slot is held
     await e.d.ingest_and_flush([alert("H", dept="76", severity="critical", rule="h")])
-    assert len(e.d._inflight) == 1  # (else W would go at once: the test would prove nothing)
+    assert len(e.d.flusher.inflight) == 1  # (else W would go at once: the test would prove nothing)
     await e.d.ingest(alert("W", severity="critical", rule="w"))  # due now: no slot
     assert await until(lambda: "W" in e.rx.alert_ids("dept-13"))
     assert e.got("hq") == []  # the hanging cell never answered
@@ -708,17 +706,17 @@ async def test_run_passes_only_when_a_timer_needs_it(
     not for each of them, even when they land while it reads."""
     e = await running()
     passes = 0
-    claim_both = e.d._claim_both
+    due = e.d.due
 
-    async def counted(now: float, groups: bool) -> tuple[list[Any], list[Any], float | None]:
+    async def counted(now: float, groups: bool) -> Due:
         nonlocal passes
         passes += 1
-        return await claim_both(now, groups)
+        return await due(now, groups)
 
-    e.d._claim_both = counted  # type: ignore[method-assign]
+    e.d.due = counted  # type: ignore[method-assign]
     for i in range(20):
         await e.d.ingest_and_flush([alert(f"P{i}", severity="critical", rule=f"p{i}")])
-    assert await until(lambda: len(e.got("dept-13")) == 20 and not e.d._inflight)
+    assert await until(lambda: len(e.got("dept-13")) == 20 and not e.d.flusher.inflight)
     # the first pass, then once for the first group_interval/acknowledgement
     # timer (earlier than the hour it meant to sleep); later timers are later
     assert passes <= 4

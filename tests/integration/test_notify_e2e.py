@@ -184,7 +184,7 @@ async def test_notify_worker_end_to_end(
             await c.get(f"{base}/alerts", headers={"Authorization": "Bearer x"})
         ).status_code == 401
         listed = (await c.get(f"{base}/alerts", headers=h13)).json()
-        assert {a["fingerprint"] for a in listed["alerts"]} <= set(want["dept-13"])
+        assert {a["id"] for a in listed["alerts"]} <= set(want["dept-13"])
         assert len(listed["alerts"]) == len(want["dept-13"])
         other = want["dept-76"][0]
         assert (await c.post(f"{base}/alerts/{other}/ack", headers=h13)).status_code == 404

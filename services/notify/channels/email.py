@@ -13,7 +13,10 @@ from email.utils import make_msgid
 
 import aiosmtplib
 
+from services.notify.cells import Cell, EmailChannel, Secrets
 from services.notify.channels.base import DeliveryError, Notification
+from services.notify.channels.registry import register
+from services.notify.delivery import DeliveryConfig
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,21 @@ async def deliver(cfg: SmtpConfig, n: Notification, to: list[str]) -> None:
         raise DeliveryError(f"SMTP {exc.code}", retryable=exc.code < 500) from None
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise DeliveryError(type(exc).__name__) from None
+
+
+class EmailNotifier:
+    """Mails the channel's addresses through the configured SMTP server."""
+
+    def __init__(self, smtp: SmtpConfig) -> None:
+        self.smtp = smtp
+
+    async def send(self, cell: Cell, channel: EmailChannel, n: Notification) -> None:
+        await deliver(self.smtp, n, channel.to)
+
+    async def close(self) -> None:
+        """Nothing to close: one SMTP connection per message."""
+
+
+@register("email")
+def _email(config: DeliveryConfig, secrets: Secrets) -> EmailNotifier | None:
+    return EmailNotifier(config.smtp) if config.smtp is not None else None

@@ -12,7 +12,10 @@ from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, RoomSendError  # type: ignore[import-untyped]
 
+from services.notify.cells import Cell, MatrixChannel, Secrets
 from services.notify.channels.base import DeliveryError, Notification
+from services.notify.channels.registry import register
+from services.notify.delivery import DeliveryConfig
 
 
 def content(n: Notification) -> dict[str, Any]:
@@ -55,3 +58,23 @@ class MatrixSender:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+class MatrixNotifier:
+    """Posts in the channel's room with the process's one :class:`MatrixSender`."""
+
+    def __init__(self, sender: MatrixSender) -> None:
+        self.sender = sender
+
+    async def send(self, cell: Cell, channel: MatrixChannel, n: Notification) -> None:
+        await self.sender.deliver(channel.room_id, n)
+
+    async def close(self) -> None:
+        await self.sender.close()
+
+
+@register("matrix")
+def _matrix(config: DeliveryConfig, secrets: Secrets) -> MatrixNotifier | None:
+    if not (config.matrix_homeserver and secrets.matrix_access_token):
+        return None
+    return MatrixNotifier(MatrixSender(config.matrix_homeserver, secrets.matrix_access_token))

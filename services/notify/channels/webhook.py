@@ -13,10 +13,13 @@ import hmac
 import json
 from typing import Any
 
+from services.notify.cells import Cell, Secrets, WebhookChannel
 from services.notify.channels.base import DeliveryError, Notification
 from services.notify.channels.http import HttpPool
+from services.notify.channels.registry import register
+from services.notify.delivery import DeliveryConfig
 
-__all__ = ["DeliveryError", "deliver", "payload", "sign"]
+__all__ = ["DeliveryError", "WebhookNotifier", "deliver", "payload", "sign"]
 
 
 def payload(n: Notification) -> dict[str, Any]:
@@ -63,3 +66,29 @@ async def deliver(
         raise DeliveryError(str(exc), retryable=False) from None
     if status >= 300:
         raise DeliveryError(f"HTTP {status}", retryable=status >= 500 or status == 429)
+
+
+class WebhookNotifier:
+    """POSTs to the channel's URL (else ``VIGIE_NOTIFY_WEBHOOK_URL``), ``{cell}``
+    filled in, signed with the cell's secret (else ``VIGIE_WEBHOOK_SECRET``)."""
+
+    def __init__(self, config: DeliveryConfig, secrets: Secrets) -> None:
+        self.config, self.secrets = config, secrets
+        self._http: HttpPool | None = None
+
+    async def send(self, cell: Cell, channel: WebhookChannel, n: Notification) -> None:
+        url = (channel.url or self.config.webhook_url).format(cell=cell.id)
+        secret = self.secrets.webhook_secrets.get(cell.id)
+        key = secret.encode() if secret else self.config.webhook_secret
+        if self._http is None:
+            self._http = HttpPool(limit_per_host=32)
+        await deliver(self._http, url, n, key, self.config.timeout_s)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+
+@register("webhook")
+def _webhook(config: DeliveryConfig, secrets: Secrets) -> WebhookNotifier:
+    return WebhookNotifier(config, secrets)

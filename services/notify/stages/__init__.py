@@ -1,0 +1,1 @@
+"""The stages of a notification flush (see :mod:`services.notify.stages.base`)."""
