@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -43,8 +44,8 @@ from vigie.scenario.cli import scenario_app  # noqa: E402
 
 app.add_typer(scenario_app, name="scenario")
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -78,8 +79,11 @@ def run(
     service: Annotated[Service, typer.Argument(help="ingest, correlate or notify")],
 ) -> None:
     """Run one service as a Faust worker, connected by the VIGIE_* settings."""
+    from vigie.check import check_service_config
+
     try:
         settings = _service_settings(service)
+        check_service_config(settings)  # offline, before any connection
         asyncio.run(_preflight(settings))
         if service is Service.ingest:
             from services.ingest.app import build as build_ingest
@@ -306,11 +310,21 @@ def bench(
         fail(str(exc).splitlines()[0])
 
 
-@app.command()
+check_app = typer.Typer(
+    help="Check the broker and Redis (no subcommand), or files offline (config, event).",
+    invoke_without_command=True,
+)
+app.add_typer(check_app, name="check")
+
+
+@check_app.callback()
 def check(
+    ctx: typer.Context,
     timeout: Annotated[float, typer.Option(help="seconds per check")] = 3.0,
 ) -> None:
-    """Check that the configured broker and Redis answer."""
+    """Without a subcommand: check that the configured broker and Redis answer."""
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         settings = load(Settings)
         asyncio.run(check_broker(settings.kafka_bootstrap, timeout))
@@ -318,6 +332,86 @@ def check(
     except (SettingsError, BrokerUnreachable, RedisUnreachable) as exc:
         fail(str(exc))
     out.print(f"broker {settings.kafka_bootstrap} and Redis answer")
+
+
+@check_app.command("config")
+def check_config(
+    routing: Annotated[
+        Path | None, typer.Option(help="routing file (default: VIGIE_NOTIFY_ROUTING_FILE)")
+    ] = None,
+    cells: Annotated[
+        Path | None, typer.Option(help="cells file (default: VIGIE_NOTIFY_CELLS_FILE)")
+    ] = None,
+    secrets: Annotated[
+        Path | None, typer.Option(help="secrets file (default: VIGIE_NOTIFY_SECRETS_FILE)")
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="rules directory (default: VIGIE_RULES_DIR)")
+    ] = None,
+) -> None:
+    """Validate the routing, cells, secrets and rules files offline (no broker, no Redis).
+
+    Every receiver must be a cell; with a secrets file, every cell needs an API
+    token and every cell with a webhook channel a webhook secret.
+    """
+    from dataclasses import replace
+
+    from services.correlate.rules import DEFAULT_DIR
+    from services.correlate.settings import CorrelateSettings
+    from services.notify.settings import NotifySettings
+    from vigie.check import ConfigProblem, check_notify, check_rules, notify_files
+
+    try:
+        files = notify_files(load(NotifySettings))
+        rules_dir = rules or load(CorrelateSettings).rules_dir or DEFAULT_DIR
+    except SettingsError as exc:
+        fail(str(exc), 2)
+    files = replace(
+        files,
+        routing=routing or files.routing,
+        cells=cells or files.cells,
+        secrets=secrets or files.secrets,
+    )
+    failed = False
+    checks: list[Callable[[], str]] = [
+        lambda: check_notify(files, complete=files.secrets is not None),
+        lambda: check_rules(rules_dir),
+    ]
+    for run_check in checks:
+        try:
+            out.print(f"ok: {run_check()}", markup=False, highlight=False, soft_wrap=True)
+        except ConfigProblem as exc:
+            err.print(f"vigie: {exc}", markup=False, highlight=False, soft_wrap=True)
+            failed = True
+    if files.secrets is None:
+        out.print(
+            "note: no secrets file (VIGIE_NOTIFY_SECRETS_FILE or --secrets): "
+            "API tokens and webhook secrets not checked",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    raise typer.Exit(1 if failed else 0)
+
+
+@check_app.command("event")
+def check_event(
+    file: Annotated[Path, typer.Argument(help="a JSON file: one inbound event (v1 or CloudEvent)")],
+    agency: Annotated[
+        str | None, typer.Option(help="the agency whose topic it goes to (default: its own)")
+    ] = None,
+) -> None:
+    """Check an inbound event against the v1 contract exactly as ingest would, offline."""
+    from services.ingest.settings import IngestSettings
+    from vigie.check import ConfigProblem
+    from vigie.check import check_event as check_one
+
+    try:
+        ingest = load(IngestSettings)
+        line = check_one(file, agency, ingest.max_message_bytes, ingest.future_tolerance_s)
+    except (SettingsError, ConfigProblem) as exc:
+        fail(str(exc))
+    out.print(f"ok: {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def main() -> None:

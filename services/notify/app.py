@@ -26,9 +26,8 @@ from redis.exceptions import RedisError
 from services.notify import api
 from services.notify.cells import (
     Cells,
-    EmailChannel,
-    MatrixChannel,
     Secrets,
+    check_channels,
     default_cells_path,
     load_secrets,
 )
@@ -97,13 +96,7 @@ def build(
 
     def check(routing: Routing, cells: Cells) -> None:
         secrets = load_secrets(settings.notify_secrets_file, cells)
-        channels = {type(ch) for c in cells.by_id.values() for ch in c.channels}
-        if EmailChannel in channels and not settings.smtp_host:
-            raise ValueError("a cell has an email channel but VIGIE_SMTP_HOST is not set")
-        if MatrixChannel in channels and not (
-            settings.matrix_homeserver and secrets.matrix_access_token
-        ):
-            raise ValueError("a cell has a matrix channel but no VIGIE_MATRIX_HOMESERVER or token")
+        check_channels(cells, secrets, settings.smtp_host, settings.matrix_homeserver)
         secrets_box[:] = [secrets]
 
     reloader = ConfigReloader(

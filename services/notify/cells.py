@@ -184,6 +184,24 @@ def check_receivers(routing: Routing, cells: Cells) -> None:
             raise CellsError(f"receiver {name!r} of the routing file is not a cell")
 
 
+def check_channels(
+    cells: Cells, secrets: Secrets, smtp_host: str | None, matrix_homeserver: str | None
+) -> None:
+    """Every channel has what it needs: e-mail ``VIGIE_SMTP_HOST``; Matrix
+    ``VIGIE_MATRIX_HOMESERVER`` and the secrets file's token. :class:`CellsError` otherwise."""
+    for cid, cell in cells.by_id.items():
+        for ch in cell.channels:
+            if isinstance(ch, EmailChannel) and not smtp_host:
+                raise CellsError(f"cell {cid}: email channel but VIGIE_SMTP_HOST is not set")
+            if isinstance(ch, MatrixChannel) and not (
+                matrix_homeserver and secrets.matrix_access_token
+            ):
+                raise CellsError(
+                    f"cell {cid}: matrix channel but no VIGIE_MATRIX_HOMESERVER "
+                    "or matrix_access_token in the secrets file"
+                )
+
+
 def default_cells_path() -> Path:
     return Path(__file__).parent / "config" / "cells.yml"
 

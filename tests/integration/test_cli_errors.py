@@ -99,3 +99,59 @@ def test_help_of_every_command() -> None:
         res = vigie(*args, "--help")
         assert res.returncode == 0, args
         assert "Usage" in res.stdout
+
+
+def test_run_checks_the_configuration_before_the_broker(tmp_path: Path) -> None:
+    """A bad routing file is reported as such even when the broker is down."""
+    routing = tmp_path / "routing.yml"
+    routing.write_text("route:\n  receiver: nobody\nreceivers: [{name: nobody}]\n")
+    port = free_port()
+    res = vigie(
+        "run",
+        "notify",
+        env={
+            "VIGIE_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}",
+            "VIGIE_NOTIFY_ROUTING_FILE": str(routing),
+        },
+    )
+    assert res.returncode != 0
+    assert "receiver 'nobody' of the routing file is not a cell" in res.stderr
+    assert "Kafka" not in res.stderr and "Traceback" not in res.stderr
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "bad.yaml").write_text("id: x\n")
+    res = vigie(
+        "run",
+        "correlate",
+        env={"VIGIE_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}", "VIGIE_RULES_DIR": str(rules)},
+    )
+    assert res.returncode != 0 and "bad.yaml" in res.stderr and "Kafka" not in res.stderr
+
+
+def test_check_config_offline(tmp_path: Path) -> None:
+    """No broker, no Redis: the shipped files pass; a secrets file missing a cell fails."""
+    dead = {"VIGIE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    res = vigie("check", "config", env=dead)
+    assert res.returncode == 0, res.stderr
+    assert "116 cells" in res.stdout and "rules" in res.stdout
+    secrets = tmp_path / "secrets.yml"
+    secrets.write_text("api_tokens: {hq: tok-0123456789}\n")
+    res = vigie("check", "config", "--secrets", str(secrets), env=dead)
+    assert res.returncode == 1
+    [line] = res.stderr.strip().splitlines()
+    assert str(secrets) in line and "no webhook secret" in line and "(and 230 more)" in line
+
+
+def test_check_event_file(tmp_path: Path) -> None:
+    f = tmp_path / "ev.json"
+    f.write_text('{"event_id": "A-1", "agency": "police", "type": "picnic"}')
+    res = vigie("check", "event", str(f))
+    assert res.returncode == 1
+    [line] = res.stderr.strip().splitlines()
+    assert str(f) in line and "schema" in line
+    f.write_text(
+        '{"event_id": "A-1", "agency": "police", "type": "seizure",'
+        ' "occurred_at": "2026-01-01T00:00:00Z"}'
+    )
+    res = vigie("check", "event", str(f))
+    assert res.returncode == 0 and "A-1" in res.stdout
