@@ -8,6 +8,12 @@
 * ``/metrics`` (Prometheus: Faust's sensor plus the service's own metrics, on the
   registry given), ``/livez`` and ``/readyz`` (see :class:`Health`);
 * ``fetch_max_wait_ms`` taken from the settings (see :func:`_patch_fetch_wait`);
+* producers with ``acks=all`` and, unless ``VIGIE_KAFKA_IDEMPOTENCE=false``,
+  idempotence (see :func:`_patch_idempotence`);
+* the broker credentials of ``VIGIE_KAFKA_SECURITY_PROTOCOL`` and friends
+  (:func:`shared.kafkaauth.faust_credentials`) for every client of the app;
+* no topic declaration by Faust: the topics exist before a worker starts
+  (:func:`shared.kafka.ensure_topics`, or the platform's topic resources);
 * a producer that partitions as aiokafka does, each key hashed once
   (:class:`~shared.kafka.KeyPartitioner`).
 
@@ -38,6 +44,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, Gauge
 
 from shared.kafka import KeyPartitioner
+from shared.kafkaauth import client_options, faust_credentials
 from shared.logs import JsonFormatter
 from shared.settings import Settings
 
@@ -45,6 +52,32 @@ log = logging.getLogger(__name__)
 
 #: Apps that asked for a fetch wait, by consumer group id (see _patch_fetch_wait).
 _FETCH_WAIT_MS: dict[str, int] = {}
+#: Apps whose producer is idempotent, by app id (see _patch_idempotence).
+_IDEMPOTENT: set[str] = set()
+
+
+def _patch_idempotence() -> None:
+    """Make Faust's producer idempotent for Vigie's apps.
+
+    Faust 0.15 asks aiokafka for ``enable_idempotence`` only inside
+    transactions; the patch adds it (with ``acks=all``, which it requires) to
+    the producer settings of every app in :data:`_IDEMPOTENT`, so a producer's
+    own retries after a lost acknowledgement (a broker failing over) never
+    write a record twice.
+    """
+    producer_cls = faust_aiokafka.Producer
+    if getattr(producer_cls, "_vigie_patched", False):
+        return
+    original = producer_cls._settings_extra
+
+    def _settings_extra(self: Any) -> Any:
+        extra = dict(original(self))
+        if self.app.conf.id in _IDEMPOTENT:
+            extra.update(acks="all", enable_idempotence=True)
+        return extra
+
+    producer_cls._settings_extra = _settings_extra  # type: ignore[method-assign]
+    setattr(producer_cls, "_vigie_patched", True)  # noqa: B010
 
 
 def _patch_fetch_wait() -> None:
@@ -132,9 +165,12 @@ class Health:
         bootstrap: list[str],
         interval: float = 2.0,
         registry: CollectorRegistry | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.app = app
         self.bootstrap = bootstrap
+        #: the client's security arguments (shared.kafkaauth.client_options)
+        self.options = options or {}
         self.interval = interval
         self.assigned = False
         self.checks: dict[str, Callable[[], Awaitable[Any]]] = {}
@@ -166,7 +202,9 @@ class Health:
 
     async def _check_broker(self) -> None:
         if self._client is None:
-            self._client = AIOKafkaClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000)
+            self._client = AIOKafkaClient(
+                bootstrap_servers=self.bootstrap, request_timeout_ms=3000, **self.options
+            )
             await self._client.bootstrap()
         ok = await self._client.fetch_all_metadata()
         if ok is None:
@@ -247,6 +285,7 @@ def create_app(
     on it too); pass a fresh one per app in tests, the global one in workers.
     """
     _patch_fetch_wait()
+    _patch_idempotence()
     app_id = settings.consumer_group or f"{settings.topic_prefix}vigie-{service}"
     conf: dict[str, Any] = {
         "broker": [f"kafka://{h}" for h in settings.bootstrap_servers],
@@ -267,6 +306,9 @@ def create_app(
         "topic_partitions": settings.topic_partitions,
         "consumer_auto_offset_reset": "earliest",
         "producer_linger": 0.0,
+        "producer_acks": -1,  # all in-sync replicas (min.insync.replicas 2 on Kafka)
+        "broker_credentials": faust_credentials(settings),
+        "topic_allow_declare": False,
         # the default partitioning, each key hashed once (shared.kafka)
         "producer_partitioner": KeyPartitioner(),
         "broker_commit_every": 100,
@@ -277,11 +319,15 @@ def create_app(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(app_id, **conf)
     _FETCH_WAIT_MS[app_id] = settings.fetch_max_wait_ms
+    if settings.kafka_idempotence:
+        _IDEMPOTENT.add(app_id)
     setup_prometheus_sensors(
         app, pattern="/metrics", registry=registry, name_prefix=f"vigie_{service}_faust"
     )
     app.monitor = _PrometheusMonitor(metrics=cast(Any, app.monitor)._metrics)
-    health = Health(app, settings.bootstrap_servers, registry=registry)
+    health = Health(
+        app, settings.bootstrap_servers, registry=registry, options=client_options(settings)
+    )
 
     @app.page("/livez")
     async def livez(self: View, request: Request) -> Response:

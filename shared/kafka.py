@@ -4,14 +4,18 @@ batched publication (:class:`BatchSender`).
 Faust's own topic declaration is not relied upon: every topic is created here,
 with explicit partitions, before a worker starts (Tansu's memory engine does not
 promise compaction or changelogs, and a worker racing topic creation on a fresh
-broker sees empty assignments).
+broker sees empty assignments). On Apache Kafka, topics get production's
+replication (3, ``min.insync.replicas`` 2), capped at the number of brokers.
+
+Every function takes ``options``: the client's security arguments
+(:func:`shared.kafkaauth.client_options`; empty for plaintext).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, cast
 
@@ -26,65 +30,91 @@ class BrokerUnreachable(ConnectionError):
     """The broker did not answer; the message is one line naming the address."""
 
 
-async def _admin(bootstrap: str, timeout: float) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+def unreachable(
+    bootstrap: str, exc: BaseException, options: Mapping[str, Any]
+) -> BrokerUnreachable:
+    """The one-line error for a failed connection; names the principal when SASL is used."""
+    user = options.get("sasl_plain_username")
+    who = f" as VIGIE_KAFKA_SASL_USERNAME={user}" if user else ""
+    return BrokerUnreachable(f"cannot reach Kafka at {bootstrap}{who}: {type(exc).__name__}")
+
+
+async def _admin(
+    bootstrap: str, timeout: float, options: Mapping[str, Any] | None = None
+) -> AIOKafkaAdminClient:
+    options = options or {}
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **options
+    )
     try:
         await asyncio.wait_for(admin.start(), timeout)
     except (TimeoutError, KafkaError, OSError) as exc:
         await admin.close()
-        raise BrokerUnreachable(
-            f"cannot reach Kafka at {bootstrap}: {exc.__class__.__name__}"
-        ) from None
+        raise unreachable(bootstrap, exc, options) from None
     return admin
 
 
-async def check_broker(bootstrap: str, timeout: float = 5.0) -> None:
-    """Return when the broker answers metadata requests, else raise :class:`BrokerUnreachable`."""
-    admin = await _admin(bootstrap, timeout)
+async def check_broker(
+    bootstrap: str, timeout: float = 5.0, options: Mapping[str, Any] | None = None
+) -> None:
+    """Return when the broker answers metadata requests, else raise :class:`BrokerUnreachable`
+    (a refused password too: the message names the principal)."""
+    admin = await _admin(bootstrap, timeout, options)
     try:
         await asyncio.wait_for(admin.list_topics(), timeout)
     except (TimeoutError, KafkaError, OSError) as exc:
-        raise BrokerUnreachable(
-            f"cannot reach Kafka at {bootstrap}: {exc.__class__.__name__}"
-        ) from None
+        raise unreachable(bootstrap, exc, options or {}) from None
     finally:
         await admin.close()
 
 
 async def ensure_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, timeout: float = 10.0
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int,
+    timeout: float = 10.0,
+    replication: int = 3,
+    min_insync: int = 2,
+    options: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the ones created.
+    """Create the topics that do not exist yet; return the ones asked for.
 
-    Raises :class:`BrokerUnreachable` when the broker does not answer.
-    Existing topics are left as they are (their partition count included).
+    A created topic gets ``partitions``, ``replication`` replicas and
+    ``min.insync.replicas=min_insync``, both capped at the number of brokers
+    (one broker: replication 1, no ``min.insync.replicas``). Existing topics
+    are left as they are (their partition count included). A topic the
+    principal may not create (ACLs) is left to whoever may: the broker's
+    refusal is not an error here. Raises :class:`BrokerUnreachable` when the
+    broker does not answer.
     """
-    admin = await _admin(bootstrap, timeout)
+    admin = await _admin(bootstrap, timeout, options)
     try:
         existing = set(await asyncio.wait_for(admin.list_topics(), timeout))
         missing = [n for n in dict.fromkeys(names) if n not in existing]
         if missing:
-            # another process may create one first: fine
+            brokers = len(admin._client.cluster.brokers()) or 1
+            rf = max(1, min(replication, brokers))
+            configs = {"min.insync.replicas": str(min(min_insync, rf))} if rf > 1 else {}
+            new = [NewTopic(n, partitions, rf, topic_configs=configs) for n in missing]
+            # another process may create one first: fine (per-topic errors are not raised)
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing]
-                )
+                await admin.create_topics(new)
         return missing
     except (TimeoutError, KafkaError, OSError) as exc:
-        raise BrokerUnreachable(
-            f"cannot reach Kafka at {bootstrap}: {exc.__class__.__name__}"
-        ) from None
+        raise unreachable(bootstrap, exc, options or {}) from None
     finally:
         await admin.close()
 
 
-async def topic_max_bytes(bootstrap: str, topic: str, timeout: float = 5.0) -> int | None:
+async def topic_max_bytes(
+    bootstrap: str, topic: str, timeout: float = 5.0, options: Mapping[str, Any] | None = None
+) -> int | None:
     """The topic's ``max.message.bytes`` as the broker reports it, or ``None``
     when it cannot be learnt (broker down, config not reported). Never raises."""
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     try:
-        admin = await _admin(bootstrap, timeout)
+        admin = await _admin(bootstrap, timeout, options)
     except BrokerUnreachable:
         return None
     try:

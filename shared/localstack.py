@@ -385,5 +385,10 @@ class LocalStack:
             self._tmp = None
 
     def env(self) -> dict[str, str]:
-        """The ``VIGIE_*`` variables that point a service at this stack."""
-        return {"VIGIE_KAFKA_BOOTSTRAP": self.bootstrap, "VIGIE_REDIS_URL": self.redis_url}
+        """The ``VIGIE_*`` variables that point a service at this stack (idempotent
+        producers on Kafka only: Tansu's memory engine refuses InitProducerId)."""
+        return {
+            "VIGIE_KAFKA_BOOTSTRAP": self.bootstrap,
+            "VIGIE_REDIS_URL": self.redis_url,
+            "VIGIE_KAFKA_IDEMPOTENCE": "true" if self.broker == "kafka" else "false",
+        }

@@ -14,9 +14,9 @@ import functools
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
@@ -49,6 +49,27 @@ class Settings(BaseSettings):
     consumer_group: str = ""
     #: Partitions for the topics Vigie creates (inbound and internal).
     topic_partitions: Annotated[int, Field(ge=1, le=1024)] = 8
+    #: Replication factor and ``min.insync.replicas`` of the topics Vigie
+    #: creates; both capped at the number of brokers (a one-broker development
+    #: broker gets 1 and no ``min.insync.replicas``). With 3 and 2, a write
+    #: acknowledged (``acks=all``) is on two brokers at least.
+    topic_replication: Annotated[int, Field(ge=1, le=7)] = 3
+    topic_min_insync_replicas: Annotated[int, Field(ge=1, le=7)] = 2
+    #: Idempotent producers (no duplicate from a producer's own retries).
+    #: Producers always use ``acks=all``. Tansu's memory engine refuses
+    #: ``InitProducerId``: the local stack sets this to false on Tansu only.
+    kafka_idempotence: bool = True
+    #: How every Vigie client (workers, replay, benches) talks to the brokers:
+    #: ``PLAINTEXT`` (local), ``SSL``, ``SASL_SSL`` (production: SCRAM over TLS).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    #: The SASL principal (required with ``SASL_*``): one per service.
+    kafka_sasl_username: str = ""
+    #: A file holding the SASL password (a mounted Secret), read once at start.
+    kafka_sasl_password_file: Path | None = None
+    #: The CA bundle that signed the brokers' certificates (``SSL``,
+    #: ``SASL_SSL``); empty: the system's trust store.
+    kafka_ssl_cafile: Path | None = None
     #: Consumer-group session timeout. Tansu admits a new member only after
     #: half of it: keep it short (6 s) locally; Kafka deployments may use 30-60 s.
     broker_session_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
@@ -82,6 +103,37 @@ class Settings(BaseSettings):
             if not match or not 0 < int(match.group(2)) < 65536:
                 raise ValueError(f"{host!r} is not host:port")
         return ",".join(hosts)
+
+    @field_validator("kafka_sasl_username")
+    @classmethod
+    def _check_username(cls, value: str, info: ValidationInfo) -> str:
+        if str(info.data.get("kafka_security_protocol", "")).startswith("SASL") and not value:
+            raise ValueError("required when VIGIE_KAFKA_SECURITY_PROTOCOL is SASL_*")
+        return value
+
+    @field_validator("kafka_sasl_password_file")
+    @classmethod
+    def _check_password_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if not str(info.data.get("kafka_security_protocol", "")).startswith("SASL"):
+            return value
+        if value is None:
+            raise ValueError("required when VIGIE_KAFKA_SECURITY_PROTOCOL is SASL_*")
+        try:
+            secret = value.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeError) as exc:
+            raise ValueError(
+                f"cannot read {value}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
+        if not secret:
+            raise ValueError(f"{value} is empty")
+        return value
+
+    @field_validator("kafka_ssl_cafile")
+    @classmethod
+    def _check_cafile(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no CA file at {value}")
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -105,11 +105,20 @@ def run(
 
 
 async def _preflight(settings: Settings) -> None:
-    """Fail fast, with one line, when the broker or Redis does not answer; create topics."""
-    await check_broker(settings.kafka_bootstrap)
+    """Fail fast, with one line, when the broker or Redis does not answer (or refuses
+    the credentials); create the missing topics this principal may create."""
+    from shared.kafkaauth import client_options
+
+    options = client_options(settings)
+    await check_broker(settings.kafka_bootstrap, options=options)
     await check_redis(settings.redis_url)
     await ensure_topics(
-        settings.kafka_bootstrap, Topics(settings.topic_prefix).all(), settings.topic_partitions
+        settings.kafka_bootstrap,
+        Topics(settings.topic_prefix).all(),
+        settings.topic_partitions,
+        replication=settings.topic_replication,
+        min_insync=settings.topic_min_insync_replicas,
+        options=options,
     )
 
 
@@ -126,6 +135,7 @@ def replay(
     ] = None,
 ) -> None:
     """Publish inbound events to agency.<agency>.events, with a progress bar."""
+    from shared.kafkaauth import client_options
     from vigie.replay import parse_lines, publish, read_file
 
     try:
@@ -151,9 +161,16 @@ def replay(
         task = bar.add_task("replay", total=len(lines))
         try:
             sent = asyncio.run(
-                publish(settings.kafka_bootstrap, lines, rate, lambda n: bar.advance(task, n))
+                publish(
+                    settings.kafka_bootstrap,
+                    lines,
+                    rate,
+                    lambda n: bar.advance(task, n),
+                    options=client_options(settings),
+                    idempotence=settings.kafka_idempotence,
+                )
             )
-        except BrokerUnreachable as exc:
+        except (BrokerUnreachable, SettingsError) as exc:
             fail(str(exc))
     out.print(f"sent {sent} event(s), skipped {len(bad)} bad line(s)")
     if bad:
@@ -226,8 +243,10 @@ def up(
             out.print(
                 f"  {name:<10} http://127.0.0.1:{proc.port}/metrics  /readyz  (log {proc.log_path})"
             )
-        bootstrap = pipeline.stack.bootstrap
-        out.print(f"Publish with: VIGIE_KAFKA_BOOTSTRAP={bootstrap} vigie replay FILE.jsonl")
+        kafka_env = " ".join(
+            f"{k}={v}" for k, v in pipeline.stack.env().items() if k.startswith("VIGIE_KAFKA")
+        )
+        out.print(f"Publish with: {kafka_env} vigie replay FILE.jsonl")
         out.print("Ctrl-C to stop.")
         while all(p.running for p in pipeline.services.values()):
             time.sleep(0.5)
@@ -327,7 +346,9 @@ def check(
         return
     try:
         settings = load(Settings)
-        asyncio.run(check_broker(settings.kafka_bootstrap, timeout))
+        from shared.kafkaauth import client_options
+
+        asyncio.run(check_broker(settings.kafka_bootstrap, timeout, client_options(settings)))
         asyncio.run(check_redis(settings.redis_url, timeout))
     except (SettingsError, BrokerUnreachable, RedisUnreachable) as exc:
         fail(str(exc))

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from shared.kafka import BrokerUnreachable
+from shared.kafka import unreachable
 from shared.topics import AGENCIES, Topics
 
 
@@ -72,19 +73,32 @@ async def publish(
     lines: list[Line],
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
+    options: Mapping[str, Any] | None = None,
+    idempotence: bool = False,
 ) -> int:
     """Send every line, at ``rate`` lines/s when given; return how many were sent.
 
-    Raises :class:`BrokerUnreachable` when the broker does not answer.
+    ``acks=all``; ``idempotence``: no duplicate from the producer's own retries
+    (Apache Kafka; Tansu refuses it). ``options``: the client's security
+    arguments (:func:`shared.kafkaauth.client_options`). Raises
+    :class:`BrokerUnreachable` when the broker does not answer or refuses the
+    credentials, and the broker's error when a record cannot be delivered
+    (e.g. ``TopicAuthorizationFailedError``).
     """
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, request_timeout_ms=10_000)
+    options = options or {}
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        request_timeout_ms=10_000,
+        acks="all",
+        enable_idempotence=idempotence,
+        **options,
+    )
     try:
         await asyncio.wait_for(producer.start(), 10)
     except (TimeoutError, KafkaError, OSError) as exc:
         await producer.stop()
-        raise BrokerUnreachable(
-            f"cannot reach Kafka at {bootstrap}: {type(exc).__name__}"
-        ) from None
+        raise unreachable(bootstrap, exc, options) from None
     sent = 0
     started = time.monotonic()
     try:
