@@ -17,15 +17,16 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 # Debian tools the tests call: promtool (prometheus), amtool (prometheus-alertmanager),
-# kubectl. Installed with apt-get when missing and running as root.
-TOOLS_PKGS := prometheus prometheus-alertmanager kubectl
+# kubectl, redis-cli (redis-tools: creates the local Redis Cluster). Installed with
+# apt-get when missing and running as root.
+TOOLS_PKGS := prometheus prometheus-alertmanager kubectl redis-tools
 tools:
 	@if command -v promtool >/dev/null && command -v amtool >/dev/null \
-	    && command -v kubectl >/dev/null; then :; \
+	    && command -v kubectl >/dev/null && command -v redis-cli >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq --no-install-recommends $(TOOLS_PKGS) >/dev/null; \
-	else echo "missing promtool/amtool/kubectl: apt-get install $(TOOLS_PKGS) (as root)"; exit 1; fi
+	else echo "missing promtool/amtool/kubectl/redis-cli: apt-get install $(TOOLS_PKGS) (as root)"; exit 1; fi
 
 # Apache Kafka for the local stack (shared/kafkacluster.py): the broker's jars,
 # version pinned in deploy/kafka/pom.xml, copied from Maven Central into

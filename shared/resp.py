@@ -1,59 +1,40 @@
-"""Redis pipelines on one shared connection: the services' hot path to Redis.
+"""Redis pipelines with raw replies: the services' hot path to Redis.
 
 Notify costs a few Redis commands per alert (incident, group, notification
 log, marks) and ingest one per event (its dedup mark), sent as one pipeline
-per batch. redis-py spends most of its
-time per command around the bytes: a pooled connection per pipeline, an
-encoder call per argument, and per reply a read with its own timeout. Here a
-pipeline is packed by hiredis (C) in one call per command, written in one
-``write`` and its replies parsed by hiredis as they arrive; callers share one
-connection (RESP answers in order, so each caller takes its own count of
-replies from the head of a queue) and none waits for a connection.
+per batch. :class:`Pipelines` is a thin layer over redis-py's pipelines
+(``transaction=False``, replies parsed by hiredis) on the service's client,
+a single Redis or a Redis Cluster alike (see :mod:`shared.redis`): on a
+cluster redis-py splits a pipeline by node (one round trip per node, sent
+concurrently) and follows MOVED/ASK redirections and failovers itself.
 
-:class:`Pipelines` behaves like ``redis.asyncio`` pipelines with
-``transaction=False`` for what the services use:
-
-* :meth:`Pipelines.execute` returns one reply per command, raw RESP2 (bytes,
-  integers, ``None``, nested lists: ``HGETALL`` is a flat list, see
-  :func:`pairs`), or
-  raises the first command error: ``NoScriptError`` for ``NOSCRIPT``,
-  ``ResponseError`` otherwise (the other commands of the pipeline ran).
-* A lost connection or a timeout raises ``redis.ConnectionError`` or
-  ``redis.TimeoutError`` (both ``RedisError``) after ``retries`` new tries on
-  a new connection with :func:`shared.retry.retry`'s capped exponential
-  backoff: callers give only pipelines that are safe to run twice. A timeout
-  closes the connection (late replies must not be taken by the next caller).
-* A caller cancelled while it waits leaves its replies to be read and dropped.
+:meth:`Pipelines.execute` returns one reply per command, raw RESP2 (bytes,
+integers, ``None``, nested lists: ``HGETALL`` is a flat list, see
+:func:`pairs`; no redis-py reply callbacks), or raises the first command
+error once the whole pipeline ran: ``NoScriptError`` for ``NOSCRIPT``,
+``ResponseError`` otherwise (the other commands ran). A lost connection or a
+timeout raises ``redis.ConnectionError`` or ``redis.TimeoutError`` (both
+``RedisError``) at once: nothing here retries, the caller retries the whole
+(idempotent) pipeline with :func:`shared.retry.retry`. On a cluster, every
+script call's keys must share one hash slot, and a command with keys of
+several slots raises ``RedisClusterException`` before anything is sent.
 
 :class:`GroupCommit` puts many callers' writes (replies unread) in one
 pipeline: while one is in flight, the writes given meanwhile go in the next.
-
-Only plain TCP ``redis://`` clients get the shared connection; for TLS or
-Unix sockets :func:`pipelines_for` gives the same interface on the client's
-own pool (redis-py pipelines, replies left raw).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import hiredis
 import redis.asyncio as aioredis
-from redis.asyncio.connection import Connection, SSLConnection
-from redis.exceptions import (
-    AuthenticationError,
-    NoScriptError,
-    ResponseError,
-)
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.retry import retry
+from shared.redis import is_cluster, raw_twin
 
 __all__ = [
     "Batch",
@@ -72,73 +53,9 @@ Command = tuple[Any, ...]
 
 
 class Executor(Protocol):
-    """Runs a pipeline: :class:`Pipelines` or :class:`PoolPipelines`."""
+    """Runs a pipeline: :class:`Pipelines`, or a test double."""
 
     async def execute(self, commands: list[Command]) -> list[Any]: ...
-
-
-@dataclass
-class _Waiter:
-    count: int
-    future: asyncio.Future[list[Any]]
-    replies: list[Any] = field(default_factory=list)
-
-
-class _Conn(asyncio.Protocol):
-    """One connection: requests written in order, replies handed out in order."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.reader = hiredis.Reader()
-        self.waiting: deque[_Waiter] = deque()
-        self.closed = False
-        self.lost: Exception | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
-        try:
-            while (reply := self.reader.gets()) is not False:
-                if not self.waiting:
-                    raise hiredis.ProtocolError("a reply nobody asked for")
-                head = self.waiting[0]
-                head.replies.append(reply)
-                if len(head.replies) == head.count:
-                    self.waiting.popleft()
-                    if not head.future.done():  # else cancelled: its replies are dropped
-                        head.future.set_result(head.replies)
-        except hiredis.ProtocolError as exc:
-            self.close(RedisConnectionError(f"Redis protocol error: {exc}"))
-
-    def eof_received(self) -> bool | None:
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.close(RedisConnectionError("Connection closed by server."))
-
-    def request(self, data: bytes, count: int) -> asyncio.Future[list[Any]]:
-        if self.closed:  # lost before the caller's turn (it waited for the connect)
-            raise RedisConnectionError(f"Connection closed: {self.lost}")
-        assert self.transport is not None
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self.waiting.append(_Waiter(count, future))
-        self.transport.write(data)
-        return future
-
-    def close(self, exc: Exception) -> None:
-        """Close and fail every caller still waiting with ``exc``."""
-        if not self.closed:
-            self.closed = True
-            self.lost = exc
-            if self.transport is not None:
-                self.transport.abort()
-        while self.waiting:
-            w = self.waiting.popleft()
-            if not w.future.done():
-                w.future.set_exception(exc)
 
 
 class Batch(list[Command]):
@@ -173,13 +90,13 @@ class Batch(list[Command]):
 
 
 def values(reply: list[Any] | dict[Any, Any]) -> list[Any]:
-    """The values of an ``HGETALL`` reply: a flat list (RESP2, :class:`Pipelines`)
-    or a mapping (RESP3, which redis-py may speak in :class:`PoolPipelines`)."""
+    """The values of an ``HGETALL`` reply: a flat list (RESP2) or a mapping
+    (RESP3, or a client with reply callbacks)."""
     return list(reply.values()) if isinstance(reply, dict) else reply[1::2]
 
 
 def text(reply: Any) -> str:
-    """A reply as ``str``: bytes decoded (:class:`Pipelines`, redis-py), anything
+    """A reply as ``str``: bytes decoded (raw replies, redis-py), anything
     else as ``str()`` gives it (a client that decodes its replies, an integer)."""
     return reply.decode() if isinstance(reply, bytes) else str(reply)
 
@@ -192,156 +109,38 @@ def pairs(reply: list[Any] | dict[Any, Any]) -> dict[str, str]:
     return {text(k): text(v) for k, v in zip(it, it, strict=True)}
 
 
-def _unless_refused(_attempt: int, exc: BaseException) -> None:
-    """A refused login (an ``AuthenticationError`` is a ``ConnectionError``) is
-    not retried: the same credentials would be refused again."""
-    if isinstance(exc, AuthenticationError):
-        raise exc
-
-
-def _error(reply: hiredis.ReplyError, index: int) -> Exception:
-    msg = str(reply)
-    if msg.startswith("NOSCRIPT"):
-        return NoScriptError(msg)
-    return ResponseError(f"Command # {index + 1} of pipeline caused error: {msg}")
-
-
 class Pipelines:
-    """Pipelines on one connection to ``host:port`` (see the module docstring)."""
+    """Pipelines on the server(s) of a redis-py client (see the module docstring)."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        db: int = 0,
-        username: str | None = None,
-        password: str | None = None,
-        timeout: float = 5.0,
-        connect_timeout: float = 5.0,
-        retries: int = 3,
-    ) -> None:
-        self.host, self.port, self.db = host, port, db
-        self.username, self.password = username, password
-        self.timeout, self.connect_timeout = timeout, connect_timeout
-        self.retries = retries
-        self._conn: _Conn | None = None
-        self._connecting: asyncio.Future[_Conn] | None = None
+    def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
+        """``client``: from :func:`shared.redis.create_redis`. On a single Redis the
+        pipelines share its pool; on a cluster they have their own connections."""
+        self._owned = is_cluster(client)
+        self.client = raw_twin(client)
 
     @classmethod
-    def for_client(cls, client: aioredis.Redis) -> Pipelines | None:
-        """Pipelines to the server ``client`` talks to; ``None`` unless plain TCP."""
-        pool = client.connection_pool
-        kind = pool.connection_class
-        if not issubclass(kind, Connection) or issubclass(kind, SSLConnection):
-            return None
-        kw = pool.connection_kwargs
-        if kw.get("protocol") not in (None, 2, "2") or kw.get("decode_responses"):
-            return None
-        return cls(
-            host=str(kw.get("host", "localhost")),
-            port=int(kw.get("port", 6379)),
-            db=int(kw.get("db", 0) or 0),
-            username=kw.get("username"),
-            password=kw.get("password"),
-            timeout=float(kw.get("socket_timeout") or 5.0),
-            connect_timeout=float(kw.get("socket_connect_timeout") or 5.0),
-        )
+    def for_client(cls, client: aioredis.Redis | RedisCluster) -> Pipelines:
+        """Pipelines to the server(s) ``client`` talks to."""
+        return cls(client)
 
     async def execute(self, commands: list[Command]) -> list[Any]:
-        """Run ``commands`` in order, in one round trip; their replies (see module)."""
+        """Run ``commands`` in order, in one round trip per node; their raw replies."""
         if not commands:
             return []
-        data = b"".join([hiredis.pack_command(c) for c in commands])
-        replies = await retry(
-            lambda: self._run(data, len(commands)),
-            self.retries + 1,
-            retry_on=(RedisConnectionError, RedisTimeoutError),
-            on_error=_unless_refused,
-        )
-        for i, reply in enumerate(replies):
-            if isinstance(reply, hiredis.ReplyError):
-                raise _error(reply, i)
-        return replies
-
-    async def _run(self, data: bytes, count: int) -> list[Any]:
-        conn = await self._connection()
-        future = conn.request(data, count)
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await future
-        except TimeoutError:
-            conn.close(RedisTimeoutError("Timeout reading from Redis"))
-            raise RedisTimeoutError("Timeout reading from Redis") from None
-
-    async def _connection(self) -> _Conn:
-        conn = self._conn
-        if conn is not None and not conn.closed:
-            return conn
-        if self._connecting is None:  # one connect for every caller waiting
-            self._connecting = asyncio.ensure_future(self._connect())
-            self._connecting.add_done_callback(self._connected)
-        return await asyncio.shield(self._connecting)
-
-    def _connected(self, task: asyncio.Future[_Conn]) -> None:
-        self._connecting = None
-        if not task.cancelled() and task.exception() is None:
-            self._conn = task.result()
-
-    async def _connect(self) -> _Conn:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                _, conn = await loop.create_connection(_Conn, self.host, self.port)
-                hello: list[Command] = []
-                if self.password is not None:
-                    hello.append(
-                        ("AUTH", self.username, self.password)
-                        if self.username
-                        else ("AUTH", self.password)
-                    )
-                if self.db:
-                    hello.append(("SELECT", self.db))
-                if hello:
-                    data = b"".join([hiredis.pack_command(c) for c in hello])
-                    for reply in await conn.request(data, len(hello)):
-                        if isinstance(reply, hiredis.ReplyError):
-                            conn.close(RedisConnectionError(str(reply)))
-                            raise AuthenticationError(str(reply))
-        except TimeoutError:
-            raise RedisTimeoutError(f"Timeout connecting to {self.host}:{self.port}") from None
-        except OSError as exc:
-            raise RedisConnectionError(
-                f"Error connecting to {self.host}:{self.port}: {exc.strerror or exc}"
-            ) from None
-        return conn
+        async with self.client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
 
     async def aclose(self) -> None:
-        """Close the connection; callers still waiting get ``ConnectionError``."""
-        if self._connecting is not None:
-            self._connecting.cancel()
-        if self._conn is not None:
-            self._conn.close(RedisConnectionError("Pipelines closed"))
-            self._conn = None
+        """Close the pipelines' own connections (a cluster's; a single Redis' pool
+        is the client's)."""
+        if self._owned:
+            await self.client.aclose()
 
 
-class PoolPipelines:
-    """:meth:`Pipelines.execute` on a redis-py client's pool (TLS, Unix sockets):
-    the same raw replies (no response callbacks) and errors."""
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.client = aioredis.Redis(connection_pool=client.connection_pool)
-        self.client.response_callbacks.clear()
-
-    async def execute(self, commands: list[Command]) -> list[Any]:
-        if not commands:
-            return []
-        async with self.client.pipeline(transaction=False) as p:
-            for c in commands:
-                p.execute_command(*c)
-            return list(await p.execute())
-
-    async def aclose(self) -> None:
-        """Nothing to close: the pool is the client's."""
+#: The name notify and its tests used for redis-py's pool path; one path now.
+PoolPipelines = Pipelines
 
 
 class GroupCommit:
@@ -405,6 +204,6 @@ def _fail(done: asyncio.Future[None], exc: BaseException) -> None:
         done.exception()  # retrieved, even if every caller gave up waiting
 
 
-def pipelines_for(client: aioredis.Redis) -> Pipelines | PoolPipelines:
-    """The fastest pipelines to the server ``client`` talks to."""
-    return Pipelines.for_client(client) or PoolPipelines(client)
+def pipelines_for(client: aioredis.Redis | RedisCluster) -> Pipelines:
+    """Pipelines to the server(s) ``client`` talks to."""
+    return Pipelines(client)

@@ -5,6 +5,13 @@ Three tiers: ``tests/unit`` (pure logic, no broker, no Redis), ``tests/integrati
 end-to-end tests inside ``tests/integration`` that run the three services as
 processes. Each integration test gets its own topic prefix and Redis key
 prefix, so tests never see each other's data, and never flush a database.
+
+Redis comes in two modes (``redis_mode``): the session's single Redis, and a
+local Redis Cluster (three masters, three replicas) started the first time a
+test asks for it. Every test that uses ``redis_client`` runs on both; a test
+that starts the services (``make_pipeline``) runs on the single Redis unless
+it parametrises ``redis_mode`` itself
+(``@pytest.mark.parametrize("redis_mode", REDIS_MODES)``).
 """
 
 from __future__ import annotations
@@ -12,13 +19,29 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
-from shared.localstack import LocalStack
+from shared.localstack import LocalStack, redis_binary
+from shared.redis import cluster_seed, create_redis
+from shared.rediscluster import LocalRedisCluster
 from vigie.stack import Pipeline
+
+#: The Redis modes the Redis-touching tests run on.
+REDIS_MODES = ["single", "cluster"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests on ``redis_client`` run on each Redis mode (pipeline tests opt in)."""
+    names = metafunc.fixturenames
+    explicit = any(
+        "redis_mode" in m.args[0] for m in metafunc.definition.iter_markers("parametrize")
+    )
+    if "redis_client" in names and "make_pipeline" not in names and not explicit:
+        metafunc.parametrize("redis_mode", REDIS_MODES)
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +49,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The local broker and Redis, once for the whole session."""
     with LocalStack(workdir=tmp_path_factory.mktemp("stack")) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LocalRedisCluster]:
+    """A local Redis Cluster, once for the session (started on first use)."""
+    with LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"), redis_binary()) as c:
+        yield c
+
+
+@pytest.fixture
+def redis_mode() -> str:
+    """``single`` unless the test is parametrised (see the module docstring)."""
+    return "single"
+
+
+@pytest.fixture
+def redis_url(redis_mode: str, stack: LocalStack, request: pytest.FixtureRequest) -> str:
+    """The URL of the test's Redis: the session's single one, or the cluster's."""
+    if redis_mode == "cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        return cluster.url
+    return stack.redis_url
 
 
 @pytest.fixture
@@ -45,9 +92,10 @@ def redis_prefix(uid: str) -> str:
 
 
 @pytest.fixture
-async def redis_client(stack: LocalStack, redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    """A client on the session's Redis; the test's keys are deleted afterwards."""
-    client = aioredis.Redis.from_url(stack.redis_url)
+async def redis_client(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    """A client (:func:`shared.redis.create_redis`) on the test's Redis; the test's
+    keys are deleted afterwards (on a cluster, scanned on every master)."""
+    client = create_redis(redis_url)
     yield client
     async for key in client.scan_iter(match=f"{redis_prefix}*", count=1000):
         await client.delete(key)
@@ -55,15 +103,26 @@ async def redis_client(stack: LocalStack, redis_prefix: str) -> AsyncIterator[ai
 
 
 @pytest.fixture
+def redis_sync(redis_url: str) -> Iterator[redis.Redis]:
+    """A synchronous client on the test's Redis (for callbacks run in other threads)."""
+    seed = cluster_seed(redis_url)
+    client = redis.RedisCluster.from_url(seed) if seed else redis.Redis.from_url(redis_url)
+    yield cast(redis.Redis, client)
+    client.close()
+
+
+@pytest.fixture
 def make_pipeline(
-    stack: LocalStack, tmp_path: Path, topic_prefix: str, redis_prefix: str
+    stack: LocalStack, tmp_path: Path, topic_prefix: str, redis_prefix: str, redis_url: str
 ) -> Iterator[Callable[..., Pipeline]]:
-    """Start the three services (as processes) on the session's stack."""
+    """Start the three services (as processes) on the session's stack and the
+    test's Redis (``redis_url``)."""
     started: list[Pipeline] = []
 
     def make(**kwargs: Any) -> Pipeline:
         kwargs.setdefault("topic_prefix", topic_prefix)
         kwargs.setdefault("redis_prefix", redis_prefix)
+        kwargs["extra_env"] = {"VIGIE_REDIS_URL": redis_url, **kwargs.get("extra_env", {})}
         p = Pipeline(workdir=tmp_path / f"pipeline{len(started)}", stack=stack, **kwargs)
         started.append(p)
         p.start()

@@ -208,12 +208,32 @@ def _choose_broker(broker: str | None) -> None:
     os.environ["VIGIE_LOCAL_BROKER"] = broker
 
 
+#: ``--redis``: which local Redis ``up``, ``demo`` and ``bench`` start.
+RedisOption = Annotated[
+    str | None,
+    typer.Option(
+        help="local Redis: single, or cluster (3 masters + 3 replicas on loopback); "
+        "default VIGIE_LOCAL_REDIS, else single"
+    ),
+]
+
+
+def _choose_redis(redis: str | None) -> None:
+    """Pass ``--redis`` to every LocalStack of this process (VIGIE_LOCAL_REDIS)."""
+    if redis is None:
+        return
+    if redis not in ("single", "cluster"):
+        fail(f"unknown local Redis {redis!r}; choose from single, cluster", 2)
+    os.environ["VIGIE_LOCAL_REDIS"] = redis
+
+
 @app.command()
 def up(
     session_timeout: Annotated[
         float, typer.Option(help="consumer-group session timeout (s)")
     ] = 6.0,
     broker: BrokerOption = None,
+    redis: RedisOption = None,
 ) -> None:
     """The whole local stack in the foreground: broker, Redis, the three services, a
     local receiver that shows what each cell gets. Ctrl-C stops everything cleanly."""
@@ -221,6 +241,7 @@ def up(
     from vigie.stack import Pipeline
 
     _choose_broker(broker)
+    _choose_redis(redis)
 
     def show(d: Delivery) -> None:
         for a in d.body.get("alerts", []):
@@ -311,8 +332,10 @@ def bench(
         bool, typer.Option("--json", help="print one JSON object of figures")
     ] = False,
     broker: BrokerOption = None,
+    redis: RedisOption = None,
 ) -> None:
-    """Benchmarks; --json prints one JSON object of figures; --broker kafka|tansu.
+    """Benchmarks; --json prints one JSON object of figures; --broker kafka|tansu;
+    --redis single|cluster.
 
     Options after the name go to the benchmark, e.g.
     `vigie bench e2e --rate 1000 --duration 20 --json`; `vigie bench NAME --help` lists them.
@@ -320,6 +343,7 @@ def bench(
     if which not in BENCHES:
         fail(f"unknown benchmark {which!r}; choose from {', '.join(BENCHES)}", 2)
     _choose_broker(broker)
+    _choose_redis(redis)
     import importlib
 
     module = importlib.import_module(f"vigie.bench.{which}")

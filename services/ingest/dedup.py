@@ -10,8 +10,10 @@ event_id) is a *duplicate* and is dropped.
 Each mark is ``SET key coordinates NX GET EX ttl`` (Redis 7.0+ or Valkey):
 it sets the key only if it is absent and returns what was there, so a
 verdict is one atomic command on one key. A batch's marks go as one
-pipeline (one round trip, :mod:`shared.resp`); no command spans two keys,
-so the same code runs on Redis Cluster, where a pipeline is split by node.
+pipeline (:mod:`shared.resp`): one round trip on a single Redis. No command
+spans two keys (no script), so the same code runs on Redis Cluster, where
+redis-py splits the pipeline by node: one round trip per master, sent
+concurrently, whatever the number of slots the batch's keys fall in.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class Deduplicator:
     """Marks events as seen; one round trip for a whole batch."""
 
     def __init__(self, pipes: Executor, keys: Keys, ttl_s: int) -> None:
-        """``pipes``: :func:`shared.resp.pipelines_for` on the service's client."""
+        """``pipes``: :func:`shared.resp.pipelines_for` on the service's client
+        (a single Redis or a cluster)."""
         self._pipes = pipes
         self._keys = keys
         self._ttl = ttl_s
@@ -44,8 +47,8 @@ class Deduplicator:
     async def mark(self, items: Sequence[tuple[str, str, str]]) -> list[Seen]:
         """``items`` are (agency, event_id, source coordinates); returns one verdict each.
 
-        Raises the pipeline's ``RedisError`` (after its own retries on a lost
-        connection: a mark sent twice reads back its own coordinates, a
+        Raises the pipeline's ``RedisError`` (nothing retries here: the caller
+        retries the batch; a mark sent twice reads back its own coordinates, a
         redelivery, so the event is still published once more, never lost).
         """
         if not items:

@@ -1,5 +1,5 @@
-"""Deduplication on the real Redis: new, redelivered, duplicate, TTL, on both
-pipeline paths (the shared connection, and redis-py's pool for TLS/Unix)."""
+"""Deduplication on the real Redis (a single one and a cluster): new,
+redelivered, duplicate, TTL."""
 
 from __future__ import annotations
 
@@ -10,18 +10,12 @@ import redis.asyncio as aioredis
 
 from services.ingest.dedup import Deduplicator, Seen
 from shared.redis import Keys
-from shared.resp import Executor, Pipelines, PoolPipelines
+from shared.resp import Executor, pipelines_for
 
 
-@pytest.fixture(params=["shared", "pool"])
-async def pipes(
-    request: pytest.FixtureRequest, redis_client: aioredis.Redis
-) -> AsyncIterator[Executor]:
-    if request.param == "pool":
-        yield PoolPipelines(redis_client)
-        return
-    p = Pipelines.for_client(redis_client)
-    assert p is not None
+@pytest.fixture
+async def pipes(redis_client: aioredis.Redis) -> AsyncIterator[Executor]:
+    p = pipelines_for(redis_client)
     yield p
     await p.aclose()
 
@@ -42,3 +36,15 @@ async def test_new_redelivered_duplicate_and_ttl(
     ttl = await redis_client.ttl(dedup.key("police", "E1"))
     assert 0 < ttl <= 120
     assert await dedup.mark([]) == []
+
+
+async def test_a_batch_over_many_slots_gets_one_verdict_per_event_in_order(
+    redis_prefix: str, pipes: Executor
+) -> None:
+    """On a cluster the batch's keys lie on every master: one verdict each, in order."""
+    dedup = Deduplicator(pipes, Keys(redis_prefix), ttl_s=120)
+    items = [(f"agency{i % 7}", f"E{i}", f"t/{i % 4}/{i}") for i in range(300)]
+    assert await dedup.mark(items) == [Seen.NEW] * 300
+    mixed = [(a, e, src if i % 2 else "t/9/9") for i, (a, e, src) in enumerate(items)]
+    want = [Seen.REDELIVERED if i % 2 else Seen.DUPLICATE for i in range(300)]
+    assert await dedup.mark(mixed) == want

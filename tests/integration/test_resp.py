@@ -1,69 +1,65 @@
-"""Notify's shared-connection Redis pipelines against the real Redis, and against
-redis-py's own pipelines on the same commands (the fallback for TLS/Unix)."""
+"""shared.resp.Pipelines (redis-py pipelines, raw replies) on the real Redis: a
+single one and the local Redis Cluster (``redis_client`` runs on both)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
-from typing import Any
+import contextlib
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import (
     AuthenticationError,
     NoScriptError,
+    RedisClusterException,
     ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.localstack import LocalStack, free_port
-from shared.resp import Batch, Pipelines, PoolPipelines, pairs, pipelines_for, text, values
+from shared.redis import create_redis, is_cluster
+from shared.resp import Batch, Pipelines, pairs, pipelines_for, text, values
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def pipes(redis_client: aioredis.Redis) -> AsyncIterator[Pipelines]:
-    p = Pipelines.for_client(redis_client)
-    assert p is not None
+    p = pipelines_for(redis_client)
     yield p
     await p.aclose()
 
 
 def commands(prefix: str, sha: str) -> Batch:
+    """Commands on keys of several hash tags (several nodes of a cluster)."""
     b = Batch()
-    b.set(f"{prefix}:s", "v1", ex=60)
-    b.append(("GET", f"{prefix}:s"))
-    b.append(("GET", f"{prefix}:missing"))
-    b.hset(f"{prefix}:h", {"a": "1", "b": "é"})
-    b.hgetall(f"{prefix}:h")
-    b.zadd(f"{prefix}:z", {"m1": 1.5, "m2": 1800000000.25})
-    b.zadd(f"{prefix}:z", {"m1": 9.0}, nx=True)
-    b.append(("ZRANGE", f"{prefix}:z", 0, -1, "WITHSCORES"))
-    b.evalsha(sha, [f"{prefix}:s"], ["x", 2])
-    b.hdel(f"{prefix}:h", "a")
-    b.delete(f"{prefix}:s", f"{prefix}:nothing")
+    b.set(f"{prefix}:{{s}}", "v1", ex=60)
+    b.append(("GET", f"{prefix}:{{s}}"))
+    b.append(("GET", f"{prefix}:{{m}}"))
+    b.hset(f"{prefix}:{{h}}", {"a": "1", "b": "é"})
+    b.hgetall(f"{prefix}:{{h}}")
+    b.zadd(f"{prefix}:{{z}}", {"m1": 1.5, "m2": 1800000000.25})
+    b.zadd(f"{prefix}:{{z}}", {"m1": 9.0}, nx=True)
+    b.append(("ZRANGE", f"{prefix}:{{z}}", 0, -1, "WITHSCORES"))
+    b.evalsha(sha, [f"{prefix}:{{s}}"], ["x", 2])
+    b.hdel(f"{prefix}:{{h}}", "a")
+    b.delete(f"{prefix}:{{s}}")
+    b.set_nx_get(f"{prefix}:{{n}}", "first", 60)
+    b.set_nx_get(f"{prefix}:{{n}}", "second", 60)
     return b
 
 
-async def test_replies_are_redis_pys_raw_replies(
+async def test_replies_are_raw_resp2(
     redis_client: aioredis.Redis, redis_prefix: str, pipes: Pipelines
 ) -> None:
     script = redis_client.register_script("return {KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}")
-    await script(keys=["k"], args=["a", 1])  # loaded
-    ours = await pipes.execute(commands(f"{redis_prefix}:1", script.sha))
-    theirs = await PoolPipelines(redis_client).execute(commands(f"{redis_prefix}:2", script.sha))
-    # the same replies but for the key names the script echoes, and the shapes
-    # RESP3 gives a hash and a scored range (redis-py may speak RESP3)
-    same = [0, 1, 2, 3, 5, 6, 9, 10]
-    assert [ours[i] for i in same] == [theirs[i] for i in same]
-    assert pairs(ours[4]) == pairs(theirs[4]) == {"a": "1", "b": "é"}
-    assert values(ours[4]) == values(theirs[4]) == [b"1", "é".encode()]
-    assert ours[8][1:] == theirs[8][1:] == [b"x", 3]
-    assert ours[9:] == [1, 1]
-    assert ours[:8] == [
+    await script(keys=[f"{redis_prefix}:{{s}}"], args=["a", 1])  # loaded (every master)
+    got = await pipes.execute(commands(redis_prefix, script.sha))
+    assert got == [
         b"OK",
         b"v1",
         None,
@@ -72,108 +68,126 @@ async def test_replies_are_redis_pys_raw_replies(
         2,
         0,  # NX: m1 kept its score
         [b"m1", b"1.5", b"m2", b"1800000000.25"],
+        [f"{redis_prefix}:{{s}}".encode(), b"x", 3],
+        1,
+        1,
+        None,  # set: there was nothing
+        b"first",  # not set: the first value
     ]
+    assert pairs(got[4]) == {"a": "1", "b": "é"} and values(got[4]) == [b"1", "é".encode()]
 
 
 async def test_errors_raise_after_the_whole_pipeline_ran(
     redis_client: aioredis.Redis, redis_prefix: str, pipes: Pipelines
 ) -> None:
+    after = f"{redis_prefix}:{{after}}"
     with pytest.raises(NoScriptError):
-        await pipes.execute([("EVALSHA", "0" * 40, 0), ("SET", f"{redis_prefix}:after", "1")])
-    assert await redis_client.get(f"{redis_prefix}:after") == b"1"
+        await pipes.execute(
+            [("EVALSHA", "0" * 40, 1, f"{redis_prefix}:{{x}}"), ("SET", after, "1")]
+        )
+    assert await redis_client.get(after) == b"1"
     await redis_client.set(f"{redis_prefix}:str", "x")
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         await pipes.execute([("HGETALL", f"{redis_prefix}:str")])
-    assert await pipes.execute([("ECHO", "still fine")]) == [b"still fine"]
+    assert await pipes.execute([("GET", f"{redis_prefix}:str")]) == [b"x"]
 
 
-async def test_concurrent_callers_share_one_connection_and_get_their_own_replies(
+async def test_concurrent_callers_get_their_own_replies(
     redis_prefix: str, pipes: Pipelines
 ) -> None:
     async def one(i: int) -> list[object]:
-        return await pipes.execute(
-            [("CLIENT", "ID"), ("INCRBY", f"{redis_prefix}:n{i}", i), ("ECHO", f"caller {i}")]
-        )
+        key = f"{redis_prefix}:{{n{i}}}"
+        return await pipes.execute([("INCRBY", key, i), ("SET", key + "x", f"c{i}"), ("GET", key)])
 
     results = await asyncio.gather(*(one(i) for i in range(40)))
-    assert len({r[0] for r in results}) == 1  # one connection
-    assert [r[1:] for r in results] == [[i, f"caller {i}".encode()] for i in range(40)]
+    assert results == [[i, b"OK", str(i).encode()] for i in range(40)]
 
 
 async def test_a_cancelled_callers_replies_are_dropped(redis_prefix: str, pipes: Pipelines) -> None:
-    slow = asyncio.create_task(pipes.execute([("BLPOP", f"{redis_prefix}:empty", "0.3")]))
+    key = f"{redis_prefix}:{{q}}"
+    slow = asyncio.create_task(pipes.execute([("BLPOP", key, "0.3")]))
     await asyncio.sleep(0.05)
     slow.cancel()
     with pytest.raises(asyncio.CancelledError):
         await slow
-    # queued behind the BLPOP on the same connection: gets its own replies, not the nil
-    assert await pipes.execute([("ECHO", "next"), ("PING",)]) == [b"next", b"PONG"]
+    await pipes.execute([("RPUSH", key, "v")])
+    # a later caller gets its own replies, not the BLPOP's
+    assert await pipes.execute([("LPOP", key), ("LLEN", key)]) == [b"v", 0]
 
 
-async def test_a_killed_connection_is_replaced_and_the_pipeline_retried(
-    redis_client: aioredis.Redis, pipes: Pipelines
-) -> None:
-    [first] = await pipes.execute([("CLIENT", "ID")])
-    await redis_client.execute_command("CLIENT", "KILL", "ID", first)
-    await asyncio.sleep(0.05)
-    [second] = await pipes.execute([("CLIENT", "ID")])
-    assert second != first
-
-
-async def test_a_connection_lost_before_the_callers_turn_is_retried_at_once(
-    pipes: Pipelines,
-) -> None:
-    """Lost between the connect and the caller's request (the caller waited for
-    the connect): the request fails and is retried on a new connection at once,
-    not written to a closed transport and waited for until the timeout."""
-    connect = pipes._connect
-    lost = []
-
-    async def connect_then_lose() -> Any:
-        conn = await connect()
-        if not lost:
-            lost.append(conn)
-            conn.close(RedisConnectionError("Connection closed by server."))
-        return conn
-
-    pipes._connect = connect_then_lose  # type: ignore[method-assign]
-    t0 = time.monotonic()
-    assert await pipes.execute([("ECHO", "x")]) == [b"x"]
-    assert lost and pipes._conn is not lost[0]
-    assert time.monotonic() - t0 < pipes.timeout / 2
-
-
-async def test_a_timeout_closes_the_connection(redis_client: aioredis.Redis) -> None:
-    kw = redis_client.connection_pool.connection_kwargs
-    pipes = Pipelines(kw["host"], kw["port"], timeout=0.1, retries=0)
+async def test_a_timeout_raises_and_the_next_pipeline_works(redis_url: str, uid: str) -> None:
+    client = create_redis(redis_url, timeout=0.1)
+    pipes = pipelines_for(client)
+    key = f"vigietest:{uid}:{{never}}"
     try:
-        [first] = await pipes.execute([("CLIENT", "ID")])
         with pytest.raises(RedisTimeoutError):
-            await pipes.execute([("BLPOP", "vigietest:resp:never", "0.5")])
-        # a new connection: the late nil of the BLPOP is nobody's reply
-        [second, echo] = await pipes.execute([("CLIENT", "ID"), ("ECHO", "x")])
-        assert second != first and echo == b"x"
+            await pipes.execute([("BLPOP", key, "0.5")])
+        # the late nil of the BLPOP is nobody's reply
+        assert await pipes.execute([("RPUSH", key, "x"), ("LPOP", key)]) == [1, b"x"]
     finally:
         await pipes.aclose()
+        await client.aclose()
+
+
+async def test_a_cluster_refuses_a_script_call_on_keys_of_two_slots(
+    redis_client: aioredis.Redis, redis_prefix: str, pipes: Pipelines
+) -> None:
+    """Before sending anything (a single Redis runs it: no such script)."""
+    two = ("EVALSHA", "0" * 40, 2, f"{redis_prefix}:{{a}}", f"{redis_prefix}:{{b}}")
+    refused = RedisClusterException if is_cluster(redis_client) else NoScriptError
+    with pytest.raises(refused):
+        await pipes.execute([two])
+
+
+@contextlib.contextmanager
+def slammer() -> Iterator[tuple[int, list[int]]]:
+    """A port whose server accepts connections and closes them at once; counts them."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    accepted: list[int] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = srv.accept()
+                accepted.append(1)
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield srv.getsockname()[1], accepted
+    finally:
+        srv.close()
+
+
+async def test_nothing_retries_inside_a_pipeline() -> None:
+    """One try per execute: the services' shared.retry is the only retry layer."""
+    with slammer() as (port, accepted):
+        client = create_redis(f"redis://127.0.0.1:{port}/0", timeout=1.0)
+        pipes = pipelines_for(client)
+        with pytest.raises(RedisConnectionError):
+            await pipes.execute([("PING",)])
+        assert len(accepted) == 1
+        await client.aclose()
 
 
 async def test_unreachable_server_raises_connection_error() -> None:
-    pipes = Pipelines("127.0.0.1", free_port(), retries=1)
+    client = create_redis(f"redis://127.0.0.1:{free_port()}/0")
     with pytest.raises(RedisConnectionError):
-        await pipes.execute([("PING",)])
+        await pipelines_for(client).execute([("PING",)])
+    await client.aclose()
 
 
 async def test_database_and_credentials_from_the_url(stack: LocalStack, uid: str) -> None:
-    admin = aioredis.Redis.from_url(stack.redis_url)
+    admin = create_redis(stack.redis_url)
     user = f"vigietest-{uid}"
     await admin.execute_command("ACL", "SETUSER", user, "on", ">s3cret", "~*", "+@all")
     url = stack.redis_url.replace("redis://", f"redis://{user}:s3cret@").rsplit("/", 1)[0]
-    client = aioredis.Redis.from_url(f"{url}/2")
-    wrong = aioredis.Redis.from_url(f"{url.replace('s3cret', 'nope')}/2")
-    pipes = pipelines_for(client)
-    bad = pipelines_for(wrong)
+    client = create_redis(f"{url}/2")
+    wrong = create_redis(f"{url.replace('s3cret', 'nope')}/2")
+    pipes, bad = pipelines_for(client), pipelines_for(wrong)
     try:
-        assert isinstance(pipes, Pipelines) and pipes.db == 2
         await pipes.execute([("SET", f"vigietest:{uid}:db", "2", "EX", 60)])
         assert await client.get(f"vigietest:{uid}:db") == b"2"  # database 2
         assert await admin.get(f"vigietest:{uid}:db") is None  # not database 0
@@ -182,17 +196,8 @@ async def test_database_and_credentials_from_the_url(stack: LocalStack, uid: str
     finally:
         await client.delete(f"vigietest:{uid}:db")
         await admin.execute_command("ACL", "DELUSER", user)
-        await pipes.aclose()
-        await bad.aclose()
         for c in (client, wrong, admin):
             await c.aclose()
-
-
-def test_tls_and_unix_socket_clients_keep_redis_py() -> None:
-    for url in ("rediss://127.0.0.1:6390/0", "unix:///tmp/vigie-redis.sock"):
-        client = aioredis.Redis.from_url(url)
-        assert Pipelines.for_client(client) is None
-        assert isinstance(pipelines_for(client), PoolPipelines)
 
 
 def test_pairs_and_text_take_decoded_replies_too() -> None:
