@@ -1,8 +1,9 @@
 """Settings common to every service, read once from the environment.
 
 CONTRACT: ``VIGIE_KAFKA_BOOTSTRAP`` (``host:port[,host:port...]``),
-``VIGIE_REDIS_URL`` (``redis://`` or ``rediss://``) and ``VIGIE_WEB_PORT`` are
-honoured by every service. Every other setting has a safe default.
+``VIGIE_REDIS_URL`` (``redis://`` or ``rediss://``; a Redis Cluster:
+``redis+cluster://`` or ``rediss+cluster://``, see :mod:`shared.redis`) and
+``VIGIE_WEB_PORT`` are honoured by every service. Every other setting has a safe default.
 
 A bad value raises :class:`SettingsError` with a one-line message naming the
 variable; the CLI prints it and exits non-zero.
@@ -138,8 +139,9 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("expected a redis:// or rediss:// URL")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        if not value.startswith(schemes):
+            raise ValueError("expected a redis://, rediss:// or redis+cluster:// URL")
         return value
 
     @field_validator("log_level")

@@ -14,6 +14,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from vigie.replay import parse_lines, publish
 from vigie.scenario.check import compare, running_rules
 from vigie.scenario.generate import read_jsonl
@@ -22,6 +24,7 @@ from vigie.stack import Pipeline
 SCENARIO = Path(__file__).parents[2] / "scenarios" / "small"
 
 
+@pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # a Redis, a Redis Cluster
 async def test_scenario_reaches_exactly_the_expected_cells(
     make_pipeline: Callable[..., Pipeline],
 ) -> None:
