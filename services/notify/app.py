@@ -1,11 +1,11 @@
-"""Notify's Faust edge: read alerts, hand them to the dispatcher, serve the API.
+"""Notify's wiring: Kafka topics, Redis, the dispatcher, the API, the background tasks.
 
-The agent only records each alert in Redis (groups, incidents) — bounded
-retries on Redis errors, a bad alert to ``vigie.notifications.dlq`` with a
-reason — so the Kafka offset is committed only once the alert is safe in
-Redis. A background task flushes due groups and escalations (see
-:mod:`services.notify.dispatch`); the cells' API is served on the same port
-as ``/metrics``.
+No decision is taken here. The agent batches alerts and hands each batch to
+the dispatcher (:mod:`services.notify.intake`: record in Redis with bounded
+retries, a bad alert to ``vigie.notifications.dlq`` with a reason), then acks
+it: the Kafka offset is committed only once the alert is safe in Redis. A
+background task runs the flush loop (:mod:`services.notify.flusher`); the
+cells' API is served on the same port as ``/metrics``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from typing import Any
 
 import faust
 from prometheus_client import REGISTRY, CollectorRegistry
-from pydantic import ValidationError
-from redis.exceptions import RedisError
 
 from services.notify import api
 from services.notify.cells import (
@@ -32,16 +30,15 @@ from services.notify.cells import (
     load_secrets,
 )
 from services.notify.channels.email import SmtpConfig
-from services.notify.dispatch import DeliveryConfig, Dispatcher
+from services.notify.delivery import DeliveryConfig
+from services.notify.dispatch import Dispatcher
 from services.notify.metrics import NotifyMetrics
 from services.notify.reload import ConfigReloader
 from services.notify.route import Routing, default_routing_path
 from services.notify.settings import NotifySettings
 from shared.app import Health, create_app, on_stop
 from shared.kafka import BatchSender, Record
-from shared.models import Alert
 from shared.redis import Keys, create_redis
-from shared.retry import retry
 from shared.topics import Topics
 
 log = logging.getLogger("vigie.notify")
@@ -195,75 +192,6 @@ def build(
             if reloader.maybe_reload(force):
                 dispatcher.apply(reloader.routing, reloader.cells)
 
-    def decode(raw: bytes) -> Alert | None:
-        try:
-            return Alert.model_validate_json(raw)
-        except ValidationError as exc:
-            metrics.alerts.labels("bad_alert").inc()
-            metrics.dlq.labels("bad_alert").inc()
-            err = exc.errors()[0]
-            bad.append(
-                {
-                    "reason": "bad_alert",
-                    "message": str(err["msg"]),
-                    "field": ".".join(str(x) for x in err["loc"]),
-                    "original": raw.decode("utf-8", "replace")[:65536],
-                }
-            )
-            return None
-
-    bad: list[dict[str, Any]] = []
-
-    async def ingest(batch: list[bytes]) -> None:
-        alerts = [a for a in (decode(bytes(v)) for v in batch) if a is not None]
-        while bad:
-            await dlq(bad.pop(0))
-
-        def failed(attempt: int, exc: BaseException) -> None:
-            log.warning(
-                "redis error while recording alerts",
-                extra={"error": type(exc).__name__, "attempt": attempt},
-            )
-
-        try:
-            await retry(
-                lambda: dispatcher.ingest_and_flush(alerts),
-                8,
-                base_delay=0.25,
-                max_delay=8.0,
-                retry_on=(RedisError,),
-                on_error=failed,
-            )
-        except RedisError:
-            pass
-        else:
-            metrics.alerts.labels("recorded").inc(len(alerts))
-            return
-        metrics.alerts.labels("state_unavailable").inc(len(alerts))
-        metrics.dlq.labels("state_unavailable").inc(len(alerts))
-        for a in alerts:
-            await dlq(
-                {
-                    "reason": "state_unavailable",
-                    "alert_id": a.alert_id,
-                    "original": a.model_dump_json(),
-                }
-            )
-
-    async def handle(batch: list[bytes]) -> None:
-        try:
-            await ingest(batch)
-        except Exception:  # never lose a batch silently
-            log.exception("unexpected error on a batch of alerts")
-            metrics.dlq.labels("internal_error").inc(len(batch))
-            for value in batch:
-                await dlq(
-                    {
-                        "reason": "internal_error",
-                        "original": bytes(value).decode("utf-8", "replace")[:65536],
-                    }
-                )
-
     @app.agent(alerts_in, name="notify")
     async def notify(stream: faust.StreamT[Any]) -> None:
         # Natural batching: a batch is whatever arrived while the previous one was
@@ -292,7 +220,7 @@ def build(
                 room.set()
                 # handle() never raises but when cancelled (stopping): then the
                 # batch is not acked, and is read again after the restart
-                await handle([e.value for e in batch])
+                await dispatcher.handle([e.value for e in batch])
                 for event in batch:
                     await manual.ack(event)
 

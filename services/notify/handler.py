@@ -29,6 +29,7 @@ from services.notify.channels.registry import Notifiers
 from services.notify.delivery import DeliveryConfig
 from services.notify.escalate import Escalator
 from services.notify.flusher import Flusher
+from services.notify.intake import Intake
 from services.notify.metrics import NotifyMetrics
 from services.notify.route import Routing
 from services.notify.stages.base import BatchSink, Clock, Context, Flush, Pipeline, Sink, Tally
@@ -82,6 +83,8 @@ class NotifyHandler:
         self.resolve = self.actions.resolve
         self.list_alerts = self.actions.list_alerts
         self.count_silences = self.actions.count_silences
+        #: the Kafka edge: a batch of raw alerts, decoded and recorded (never raises)
+        self.handle = Intake(self.ingest_and_flush, metrics, dlq).handle
 
     # what the API and the tests read ---------------------------------------
     @property

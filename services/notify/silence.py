@@ -59,6 +59,18 @@ def silenced(silences: list[Silence], labels: Mapping[str, str], now: float) -> 
     return None
 
 
+def new_silence(
+    cell: str, matchers: list[str], starts_at: float, ends_at: float, comment: str, now: float
+) -> Silence:
+    """A new silence of ``cell``; ``ValueError`` on bad matchers or an empty period."""
+    parse_matchers(matchers)
+    if not matchers:
+        raise ValueError("a silence needs at least one matcher")
+    if ends_at <= max(starts_at, now):
+        raise ValueError("ends_at must be in the future and after starts_at")
+    return Silence(uuid.uuid4().hex, cell, tuple(matchers), starts_at, ends_at, comment[:500])
+
+
 class SilenceStore:
     """Silences of each cell in Redis: one key per silence (with TTL) and an index set."""
 
@@ -83,12 +95,7 @@ class SilenceStore:
         now: float,
     ) -> Silence:
         """Store a silence; ``ValueError`` on bad matchers or an empty period."""
-        parse_matchers(matchers)
-        if not matchers:
-            raise ValueError("a silence needs at least one matcher")
-        if ends_at <= max(starts_at, now):
-            raise ValueError("ends_at must be in the future and after starts_at")
-        s = Silence(uuid.uuid4().hex, cell, tuple(matchers), starts_at, ends_at, comment[:500])
+        s = new_silence(cell, matchers, starts_at, ends_at, comment, now)
         ttl = max(1, int(ends_at - now) + 1)
         async with self._r.pipeline(transaction=True) as p:
             p.set(self._key(cell, s.id), s.to_json(), ex=ttl)

@@ -26,14 +26,18 @@ from prometheus_client import CollectorRegistry
 
 from services.notify.cells import Secrets, parse_cells
 from services.notify.channels.email import SmtpConfig
+from services.notify.channels.registry import notifiers
 from services.notify.dispatch import DeliveryConfig, Dispatcher
+from services.notify.handler import NotifyHandler
 from services.notify.metrics import NotifyMetrics
 from services.notify.route import parse_routing
-from services.notify.store.base import Due
+from services.notify.silence import SilenceStore
+from services.notify.store.base import Due, NotifyStore
+from services.notify.store.memory import MemoryStore
+from services.notify.store.redis_store import RedisStore
 from shared.localstack import LocalStack, free_port
 from shared.models import Alert, Annotations, Evidence, Handling
-from shared.redis import Keys
-from shared.resp import Pipelines, PoolPipelines
+from shared.redis import Keys, cluster_seed
 from vigie.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
@@ -91,11 +95,13 @@ class Clock:
 
 @dataclass
 class Env:
-    d: Dispatcher
+    d: NotifyHandler
     clock: Clock
     rx: WebhookReceiver
     audit: list[dict[str, Any]] = field(default_factory=list)
     dlq: list[dict[str, Any]] = field(default_factory=list)
+    redis: Any = None
+    prefix: str = ""
 
     async def at(self, t: float) -> None:
         """Move the clock to t0 + t and run one flush and escalation pass."""
@@ -148,9 +154,10 @@ async def make_dispatcher(
     cells: dict[str, Any] | None = None,
     routing: str = ROUTING,
     secrets: Secrets | None = None,
-    pipes: Pipelines | PoolPipelines | None = None,
+    store: NotifyStore | None = None,
     **cfg: Any,
 ) -> Env:
+    """A dispatcher on Redis under ``prefix``, or a handler on ``store``."""
     env_lists: dict[str, list[dict[str, Any]]] = {"audit": [], "dlq": []}
 
     async def audit(r: dict[str, Any]) -> None:
@@ -167,34 +174,55 @@ async def make_dispatcher(
         timeout_s=2.0,
         **cfg,
     )
-    d = Dispatcher(
-        redis,
-        Keys(prefix),
-        parse_routing(yaml.safe_load(routing)),
-        parse_cells(cells or CELLS),
-        secrets or Secrets(),
-        config,
-        NotifyMetrics(CollectorRegistry()),
-        audit,
-        dlq,
-        clock=clock,
-        pipes=pipes,
-    )
+    parsed = parse_routing(yaml.safe_load(routing)), parse_cells(cells or CELLS)
+    metrics = NotifyMetrics(CollectorRegistry())
+    d: NotifyHandler
+    if store is None:
+        secrets = secrets or Secrets()
+        d = Dispatcher(redis, Keys(prefix), *parsed, secrets, config, metrics, audit, dlq, clock)
+    else:
+        sends = notifiers(config, secrets or Secrets())
+        d = NotifyHandler(store, sends, *parsed, config, metrics, audit, dlq, clock)
     return Env(d, clock, rx, env_lists["audit"], env_lists["dlq"])
 
 
-@pytest.fixture(params=["shared-connection", "redis-py-pool"])
-async def env(
-    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str, request: Any
-) -> AsyncIterator[Env]:
-    """Every timeline on both ways to Redis: notify's own pipelines, and redis-py's
-    pool (what TLS and Unix-socket URLs use)."""
+async def another(env: Env, prefix: str, clock: Clock, **kw: Any) -> Env:
+    """A second dispatcher on the same kind of store as ``env``'s: the same store
+    (a replica) when ``prefix`` is ``env``'s, else a separate one."""
+    store: NotifyStore | None = None
+    if isinstance(env.d.store, MemoryStore):
+        store = env.d.store if prefix == env.prefix else MemoryStore(clock)
+    return await make_dispatcher(env.redis, prefix, clock, env.rx, store=store, **kw)
+
+
+async def _env(redis_client: aioredis.Redis, redis_prefix: str, kind: str) -> AsyncIterator[Env]:
     rx = WebhookReceiver(secret=b"k").start()
-    pipes = PoolPipelines(redis_client) if request.param == "redis-py-pool" else None
-    e = await make_dispatcher(redis_client, redis_prefix, Clock(), rx, pipes=pipes)
+    clock = Clock()
+    store = MemoryStore(clock) if kind == "memory" else None
+    e = await make_dispatcher(redis_client, redis_prefix, clock, rx, store=store)
+    e.redis, e.prefix = redis_client, redis_prefix
     yield e
     await e.d.close()
     rx.stop()
+
+
+@pytest.fixture(params=["redis", "memory"])
+async def env(
+    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str, request: Any
+) -> AsyncIterator[Env]:
+    """Every timeline on both stores: Redis, and the memory store of unit tests
+    (the same decisions must give the same story)."""
+    async for e in _env(redis_client, redis_prefix, request.param):
+        yield e
+
+
+@pytest.fixture
+async def redis_env(
+    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str
+) -> AsyncIterator[Env]:
+    """A timeline that looks at Redis keys itself."""
+    async for e in _env(redis_client, redis_prefix, "redis"):
+        yield e
 
 
 async def test_group_timers_repeat_and_resolve(env: Env) -> None:
@@ -303,15 +331,18 @@ async def test_silence_mutes_only_its_cell(env: Env) -> None:
 
 
 async def test_silences_of_several_cells_read_together(
-    env: Env, redis_client: aioredis.Redis
+    redis_env: Env, redis_client: aioredis.Redis
 ) -> None:
+    env = redis_env
+    assert isinstance(env.d.store, RedisStore)
     d, t = env.d, env.clock.t
     a = await d.silences.create("dept-13", ['rule="r1"'], t, t + 100, "", t)
     ended = await d.silences.create("dept-13", ['rule="r2"'], t, t + 50, "", t)
     c = await d.silences.create("dept-76", ['rule="r1"'], t, t + 100, "", t)
     gone = await d.silences.create("dept-76", ['rule="r3"'], t, t + 100, "", t)
     await redis_client.delete(d.silences._key("dept-76", gone.id))  # as its TTL would
-    got = await d.silences.active_of(["dept-13", "dept-76", "hq"], t + 60, d.store.conn.pipes)
+    assert isinstance(d.silences, SilenceStore)
+    got = await d.silences.active_of(["dept-13", "dept-76", "hq"], t + 60, env.d.store.conn.pipes)
     assert {k: sorted(s.id for s in v) for k, v in got.items()} == {
         "dept-13": [a.id],  # not `ended` (at t + 50), still indexed until its key expires
         "dept-76": [c.id],
@@ -326,9 +357,7 @@ async def test_silences_of_several_cells_read_together(
     }
 
 
-async def test_receiver_down_then_back_and_dlq(
-    env: Env, redis_client: aioredis.Redis, redis_prefix: str
-) -> None:
+async def test_receiver_down_then_back_and_dlq(env: Env) -> None:
     env.rx.status_for["dept-13"] = 503
     await env.at(0)
     await env.d.ingest(alert("D", severity="critical"))
@@ -343,7 +372,7 @@ async def test_receiver_down_then_back_and_dlq(
     assert env.dlq == []
     # a receiver that never comes back: the DLQ after give_up_s
     rx = env.rx
-    other = await make_dispatcher(redis_client, redis_prefix + ":b", Clock(), rx, give_up_s=30)
+    other = await another(env, env.prefix + ":b", Clock(), give_up_s=30)
     rx.status_for["dept-76"] = 500
     await other.at(0)
     await other.d.ingest(alert("F", dept="76", severity="critical"))
@@ -355,10 +384,8 @@ async def test_receiver_down_then_back_and_dlq(
     await other.d.close()
 
 
-async def test_two_replicas_notify_once(
-    env: Env, redis_client: aioredis.Redis, redis_prefix: str
-) -> None:
-    twin = await make_dispatcher(redis_client, redis_prefix, env.clock, env.rx)
+async def test_two_replicas_notify_once(env: Env) -> None:
+    twin = await another(env, env.prefix, env.clock)
     await env.at(0)
     for i in range(30):
         await env.d.ingest(alert(f"R{i}", dept="13", rule=f"r{i % 5}", severity="critical"))
@@ -443,11 +470,12 @@ async def test_redaction_on_every_real_channel(
 
 
 async def test_immediate_groups_flush_from_memory_under_a_lease(
-    env: Env, redis_client: aioredis.Redis, redis_prefix: str
+    redis_env: Env, redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
     """ingest_and_flush sends a new group_wait-0 group at once, holding its lease:
     the timer path does not send it again, and a replica that died before
     flushing leaves it to the lease's end."""
+    env = redis_env
     d = env.d
     await env.at(0)
     await d.ingest_and_flush([alert("F1", severity="critical"), alert("F2", dept="76")])
@@ -480,7 +508,7 @@ async def test_immediate_groups_flush_from_memory_under_a_lease(
 
 
 async def test_a_delivery_is_marked_sent_before_its_receiver_slot_frees(
-    stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str
+    redis_url: str, redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
     """What a worker killed at any moment sends again after its restart is what was
     delivered and not yet marked sent: at most ``per_receiver`` notifications per
@@ -488,7 +516,8 @@ async def test_a_delivery_is_marked_sent_before_its_receiver_slot_frees(
     k-1 before it are marked sent in Redis, and the cell already holds their
     alerts (with its ack timer running)."""
     seen: list[tuple[int, int, int]] = []  # (earlier deliveries, sent marks, held alerts)
-    sync = redis.Redis.from_url(stack.redis_url)
+    seed = cluster_seed(redis_url)
+    sync = redis.RedisCluster.from_url(seed) if seed else redis.Redis.from_url(redis_url)
 
     def check(delivery: Any) -> None:
         if delivery.cell != "dept-13":
@@ -515,12 +544,13 @@ async def test_a_delivery_is_marked_sent_before_its_receiver_slot_frees(
 
 
 async def test_a_group_due_at_once_is_sent_at_once_only_when_new(
-    env: Env, redis_client: aioredis.Redis, redis_prefix: str
+    redis_env: Env, redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
     """ingest_and_flush decides a group_wait-0 group's notification before
     recording it: sent (with every alert of the batch) only if the group is new;
     an alert joining it later waits for its group_interval, and no notification
     of the guessed content is claimed."""
+    env = redis_env
     d = env.d
     await env.at(0)
     await d.ingest_and_flush([alert("G1", severity="critical"), alert("G2", severity="critical")])

@@ -104,7 +104,7 @@ class Delivery:
             sem = self._sems[cell.id] = asyncio.Semaphore(self.ctx.config.per_receiver)
         async with sem:
             attempts, last = await self._try(cell, channel, n)
-            if attempts:
+            if attempts > 0:
                 clock = self.ctx.clock
                 held, timers = holds_of(cell, holds, clock()) if holds else ({}, {})
                 await self._mark(key, f"sent:{clock()}", self.ctx.config.keep_s(ttl), held, timers)
