@@ -160,15 +160,24 @@ class LocalRedisCluster:
         """Ports of the nodes still running."""
         return [n.port for n in self.nodes if n.proc is not None and n.proc.poll() is None]
 
-    def topology(self) -> dict[int, tuple[str, list[tuple[int, int]]]]:
-        """Per live port, as a live node sees it: its role and its slot ranges."""
+    def _nodes(self) -> list[list[str]]:
+        """``CLUSTER NODES`` as a live node sees it, one split line per node
+        (id, address, flags, master id, ..., slot ranges from the 9th field)."""
         raw = self._client(self.live()[0]).execute_command("CLUSTER", "NODES")  # type: ignore[no-untyped-call]
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return [line.split() for line in text.splitlines()]
+
+    @staticmethod
+    def _port(address: str) -> int:
+        return int(address.split("@")[0].rsplit(":", 1)[1])
+
+    def topology(self) -> dict[int, tuple[str, list[tuple[int, int]]]]:
+        """Per live port, as a live node sees it: its role and its slot ranges."""
         out: dict[int, tuple[str, list[tuple[int, int]]]] = {}
-        for line in text.splitlines():
-            parts = line.split()
-            port = int(parts[1].split("@")[0].rsplit(":", 1)[1])
-            if "fail" in parts[2] or port not in self.live():
+        live = self.live()
+        for parts in self._nodes():
+            port = self._port(parts[1])
+            if "fail" in parts[2] or port not in live:
                 continue
             role = "master" if "master" in parts[2] else "replica"
             ranges = []
@@ -178,6 +187,23 @@ class LocalRedisCluster:
                     ranges.append((int(lo), int(hi or lo)))
             out[port] = (role, ranges)
         return out
+
+    def keys_by_master(self, pattern: str) -> dict[int, int]:
+        """Per live master's port, how many keys match ``pattern`` (SCAN)."""
+        out = {}
+        for port, (role, _) in self.topology().items():
+            if role == "master":
+                out[port] = sum(1 for _ in self._client(port).scan_iter(match=pattern, count=1000))
+        return out
+
+    def replica_of(self, port: int) -> int:
+        """The port of a live replica of the master on ``port``."""
+        nodes = self._nodes()
+        ports = {parts[0]: self._port(parts[1]) for parts in nodes}
+        for parts in nodes:
+            if ports.get(parts[3]) == port and ports[parts[0]] in self.live():
+                return ports[parts[0]]
+        raise ClusterError(f"local Redis Cluster: no live replica of {port}")
 
     def owner(self, key: str) -> int:
         """The port of the master that owns ``key``'s slot."""
