@@ -36,7 +36,8 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = "localhost:9092"
     redis_url: str = "redis://localhost:6379/0"
-    web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
+    #: 1-65535 (Faust's web server refuses 0; a port in use is reported by ``vigie run``).
+    web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
     web_host: str = "0.0.0.0"  # noqa: S104 - a service in a pod listens on all interfaces
     #: Prepended to every topic name; empty in production. Tests use it to get
     #: throwaway topics (``test-<uuid>.``) on a shared broker.

@@ -23,8 +23,10 @@ What is checked:
 
 from __future__ import annotations
 
+import errno
 import json
 import secrets as _random
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -173,6 +175,20 @@ def check_service_config(settings: Settings) -> None:
         check_rules(settings.rules_dir or DEFAULT_DIR)
     elif isinstance(settings, NotifySettings):
         load_notify(notify_files(settings))
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise :class:`ConfigProblem` when ``host:port`` cannot be listened on
+    (in use, or not an address of this machine): the worker's web server would
+    fail after connecting to everything."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            why = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise ConfigProblem(f"VIGIE_WEB_PORT {port} on VIGIE_WEB_HOST {host}: {why}") from None
 
 
 def notify_files(settings: NotifySettings) -> NotifyFiles:

@@ -13,13 +13,11 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shared.kafka import BrokerUnreachable, check_broker, ensure_topics
@@ -44,14 +42,7 @@ from vigie.scenario.cli import scenario_app  # noqa: E402
 
 app.add_typer(scenario_app, name="scenario")
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one line on stderr and exit with ``code``."""
-    err.print(f"vigie: {message}", markup=False, highlight=False)
-    raise typer.Exit(code)
+from vigie.console import err, fail, out  # noqa: E402
 
 
 class Service(StrEnum):
@@ -79,11 +70,12 @@ def run(
     service: Annotated[Service, typer.Argument(help="ingest, correlate or notify")],
 ) -> None:
     """Run one service as a Faust worker, connected by the VIGIE_* settings."""
-    from vigie.check import check_service_config
+    from vigie.check import check_port_free, check_service_config
 
     try:
         settings = _service_settings(service)
         check_service_config(settings)  # offline, before any connection
+        check_port_free(settings.web_host, settings.web_port)
         asyncio.run(_preflight(settings))
         if service is Service.ingest:
             from services.ingest.app import build as build_ingest
@@ -353,117 +345,35 @@ def bench(
         fail(str(exc).splitlines()[0])
 
 
-check_app = typer.Typer(
-    help="Check the broker and Redis (no subcommand), or files offline (config, event).",
-    invoke_without_command=True,
-)
+from vigie.check_cli import check_app  # noqa: E402
+
 app.add_typer(check_app, name="check")
 
 
-@check_app.callback()
-def check(
-    ctx: typer.Context,
-    timeout: Annotated[float, typer.Option(help="seconds per check")] = 3.0,
-) -> None:
-    """Without a subcommand: check that the configured broker and Redis answer."""
-    if ctx.invoked_subcommand is not None:
-        return
-    try:
-        settings = load(Settings)
-        from shared.kafkaauth import client_options
-
-        asyncio.run(check_broker(settings.kafka_bootstrap, timeout, client_options(settings)))
-        asyncio.run(check_redis(settings.redis_url, timeout))
-    except (SettingsError, BrokerUnreachable, RedisUnreachable) as exc:
-        fail(str(exc))
-    out.print(f"broker {settings.kafka_bootstrap} and Redis answer")
-
-
-@check_app.command("config")
-def check_config(
-    routing: Annotated[
-        Path | None, typer.Option(help="routing file (default: VIGIE_NOTIFY_ROUTING_FILE)")
-    ] = None,
-    cells: Annotated[
-        Path | None, typer.Option(help="cells file (default: VIGIE_NOTIFY_CELLS_FILE)")
-    ] = None,
-    secrets: Annotated[
-        Path | None, typer.Option(help="secrets file (default: VIGIE_NOTIFY_SECRETS_FILE)")
-    ] = None,
-    rules: Annotated[
-        Path | None, typer.Option(help="rules directory (default: VIGIE_RULES_DIR)")
-    ] = None,
-) -> None:
-    """Validate the routing, cells, secrets and rules files offline (no broker, no Redis).
-
-    Every receiver must be a cell; with a secrets file, every cell needs an API
-    token and every cell with a webhook channel a webhook secret.
-    """
-    from dataclasses import replace
-
-    from services.correlate.rules import DEFAULT_DIR
-    from services.correlate.settings import CorrelateSettings
-    from services.notify.settings import NotifySettings
-    from vigie.check import ConfigProblem, check_notify, check_rules, notify_files
-
-    try:
-        files = notify_files(load(NotifySettings))
-        rules_dir = rules or load(CorrelateSettings).rules_dir or DEFAULT_DIR
-    except SettingsError as exc:
-        fail(str(exc), 2)
-    files = replace(
-        files,
-        routing=routing or files.routing,
-        cells=cells or files.cells,
-        secrets=secrets or files.secrets,
-    )
-    failed = False
-    checks: list[Callable[[], str]] = [
-        lambda: check_notify(files, complete=files.secrets is not None),
-        lambda: check_rules(rules_dir),
-    ]
-    for run_check in checks:
-        try:
-            out.print(f"ok: {run_check()}", markup=False, highlight=False, soft_wrap=True)
-        except ConfigProblem as exc:
-            err.print(f"vigie: {exc}", markup=False, highlight=False, soft_wrap=True)
-            failed = True
-    if files.secrets is None:
-        out.print(
-            "note: no secrets file (VIGIE_NOTIFY_SECRETS_FILE or --secrets): "
-            "API tokens and webhook secrets not checked",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-    raise typer.Exit(1 if failed else 0)
-
-
-@check_app.command("event")
-def check_event(
-    file: Annotated[Path, typer.Argument(help="a JSON file: one inbound event (v1 or CloudEvent)")],
-    agency: Annotated[
-        str | None, typer.Option(help="the agency whose topic it goes to (default: its own)")
-    ] = None,
-) -> None:
-    """Check an inbound event against the v1 contract exactly as ingest would, offline."""
-    from services.ingest.settings import IngestSettings
-    from vigie.check import ConfigProblem
-    from vigie.check import check_event as check_one
-
-    try:
-        ingest = load(IngestSettings)
-        line = check_one(file, agency, ingest.max_message_bytes, ingest.future_tolerance_s)
-    except (SettingsError, ConfigProblem) as exc:
-        fail(str(exc))
-    out.print(f"ok: {line}", markup=False, highlight=False, soft_wrap=True)
+def _usage_error(exc: typer.TyperException) -> int:
+    """Print a usage error (bad argument, unknown option...) as one unwrapped line
+    and return its exit code. Typer would print a box wrapped at the terminal's
+    width (80 columns when stderr is not a terminal: pods, CI)."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # the help is printed already
+        return int(getattr(exc, "exit_code", 2))
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if format_message is not None else str(exc)
+    message = " ".join(str(message).replace("Value error, ", "").split())
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    err.print(f"vigie: {message}{hint}", markup=False, highlight=False, soft_wrap=True)
+    return int(getattr(exc, "exit_code", 2))
 
 
 def main() -> None:
+    """The console script: usage errors as one line, Ctrl-C as exit code 130."""
     # Library loggers (aiokafka...) must not print tracebacks or noise for user
     # errors; workers install their own JSON handler when they start.
     logging.getLogger().addHandler(logging.NullHandler())
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        sys.exit(_usage_error(exc))
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -48,6 +47,7 @@ from services.correlate.engine import Engine
 from services.correlate.rules import DEFAULT_DIR, FIXTURES_DIR
 from services.correlate.rules.loader import RuleError, RuleSet, load_dir
 from services.correlate.state import RedisState
+from shared.config import ConfigError, load_yaml
 from shared.models import NormalizedEvent
 from shared.redis import Keys, RedisUnreachable, check_redis
 
@@ -159,10 +159,12 @@ async def run_case(
 
 
 def _read(file: Path) -> Any:
+    """A YAML file's data; :class:`FixtureError` (one line: file, line) when it
+    is unreadable, not UTF-8 or not YAML."""
     try:
-        return yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise FixtureError(f"{file.name}: not valid YAML: {exc}") from None
+        return load_yaml(file).data
+    except ConfigError as exc:
+        raise FixtureError(str(exc)) from None
 
 
 def _yaml_files(path: Path) -> list[Path]:

@@ -37,6 +37,7 @@ from services.ingest.settings import IngestSettings
 from shared.app import Health, create_app, on_stop
 from shared.flow import GroupFlusher, take_batches
 from shared.kafka import BatchSender, topic_max_bytes
+from shared.kafkaauth import client_options
 from shared.redis import Keys, create_redis
 from shared.resp import pipelines_for
 from shared.topics import Topics
@@ -72,7 +73,9 @@ def build(
 
     async def learn_dlq_cap() -> None:
         """Lower the dead-letter size cap to the topic's ``max.message.bytes``."""
-        cap = await topic_max_bytes(settings.kafka_bootstrap, topics.events_dlq)
+        cap = await topic_max_bytes(
+            settings.kafka_bootstrap, topics.events_dlq, options=client_options(settings)
+        )
         if cap is not None and cap < handler.dlq_cap:
             handler.dlq_cap = cap
             log.info("dead-letter size cap from the topic", extra={"bytes": cap})

@@ -21,10 +21,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.notify.route import Routing, RoutingError, parse_duration
+from services.notify.route import Routing
+from shared.config import ConfigError, Document, load_yaml, parse_duration, validate
 from shared.models import Handling
 
 _CELL_ID = re.compile(
@@ -32,7 +32,7 @@ _CELL_ID = re.compile(
 )
 
 
-class CellsError(ValueError):
+class CellsError(ConfigError):
     """The cells or secrets file cannot be used; the message is one line."""
 
 
@@ -131,20 +131,30 @@ class Cells:
         return None
 
 
-def parse_cells(raw: Any) -> Cells:
+def parse_cells(raw: Any, doc: Document | None = None) -> Cells:
+    """Validate a parsed cells document; :class:`CellsError` (one line naming the
+    file, the line and the place) on any problem."""
+    doc = doc or Document(Path("cells file"), raw)
+    if not isinstance(raw, dict):
+        got = "an empty file" if raw is None else type(raw).__name__
+        raise CellsError(f"{doc.path}: expected a mapping with `cells`, got {got}")
     try:
-        doc = _CellsFile.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise CellsError(f"cells file: {loc}: {err['msg']}") from None
-    d = doc.defaults
+        doc_model: _CellsFile = validate(doc, _CellsFile)
+    except ConfigError as exc:
+        raise CellsError(str(exc)) from None
+    return _cells(doc_model, doc)
+
+
+def _cells(model: _CellsFile, doc: Document) -> Cells:
+    """The cells of a validated file, defaults applied, escalation chains checked."""
+    d = model.defaults
     cells: dict[str, Cell] = {}
-    for cid, rc in doc.cells.items():
+    for cid, rc in model.cells.items():
         try:
             timeout = parse_duration(rc.ack_timeout or d.ack_timeout)
-        except RoutingError as exc:
-            raise CellsError(f"cell {cid}: {exc}") from None
+        except ValueError as exc:
+            at = doc.where(("cells", cid, "ack_timeout"))
+            raise CellsError(f"{at}: cells.{cid}.ack_timeout: {exc}") from None
         cells[cid] = Cell(
             id=cid,
             name=rc.name,
@@ -158,23 +168,23 @@ def parse_cells(raw: Any) -> Cells:
         seen = {cid}
         cur = cell.escalate_to
         while cur is not None:
+            at = doc.where(("cells", cid, "escalate_to"))
             if cur not in cells:
-                raise CellsError(f"cell {cid}: escalate_to {cur!r} is not a cell")
+                raise CellsError(f"{at}: cells.{cid}: escalate_to {cur!r} is not a cell")
             if cur in seen:
-                raise CellsError(f"cell {cid}: escalation cycle through {cur!r}")
+                raise CellsError(f"{at}: cells.{cid}: escalation cycle through {cur!r}")
             seen.add(cur)
             cur = cells[cur].escalate_to
     return Cells(cells)
 
 
 def load_cells(path: Path) -> Cells:
+    """Read and validate a cells file; :class:`CellsError` (one line) on any problem."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise CellsError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise CellsError(f"{path}: not YAML ({str(exc).splitlines()[0]})") from None
-    return parse_cells(raw)
+        doc = load_yaml(path)
+    except ConfigError as exc:
+        raise CellsError(str(exc)) from None
+    return parse_cells(doc.data, doc)
 
 
 def check_receivers(routing: Routing, cells: Cells) -> None:
@@ -220,18 +230,25 @@ class Secrets(_Strict):
 
 
 def load_secrets(path: Path | None, cells: Cells) -> Secrets:
+    """Read and validate the secrets file (``None``: no secrets). :class:`CellsError`
+    names the file and the place, never a secret value."""
     if path is None:
         return Secrets()
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-        secrets = Secrets.model_validate(raw)
-    except OSError as exc:
-        raise CellsError(f"cannot read secrets file: {exc.strerror}") from None
-    except (yaml.YAMLError, ValidationError):
-        raise CellsError("secrets file: not a valid secrets document") from None
-    for cid in list(secrets.api_tokens) + list(secrets.webhook_secrets):
-        if cid not in cells:
-            raise CellsError(f"secrets file: {cid!r} is not a cell")
+        doc = load_yaml(path)
+    except ConfigError as exc:
+        raise CellsError(str(exc)) from None
+    if doc.data is not None and not isinstance(doc.data, dict):
+        raise CellsError(f"{path}: expected a mapping (api_tokens, webhook_secrets...)")
+    try:
+        secrets: Secrets = validate(Document(doc.path, doc.data or {}, doc.lines), Secrets)
+    except ConfigError as exc:
+        raise CellsError(str(exc)) from None
+    for section in ("api_tokens", "webhook_secrets"):
+        for cid in getattr(secrets, section):
+            if cid not in cells:
+                at = doc.where((section, cid))
+                raise CellsError(f"{at}: {section}.{cid}: {cid!r} is not a cell")
     if len(set(secrets.api_tokens.values())) != len(secrets.api_tokens):
-        raise CellsError("secrets file: two cells share an API token")
+        raise CellsError(f"{path}: api_tokens: two cells share an API token")
     return secrets

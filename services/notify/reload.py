@@ -11,41 +11,36 @@ second, or swapped by a Kubernetes ConfigMap update, is seen.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from services.notify.cells import Cells, check_receivers, load_cells
 from services.notify.route import Routing, load_routing
+from shared.config import Reloader
 
 log = logging.getLogger("vigie.notify")
 
 Check = Callable[[Routing, Cells], None]
 
 
-def _digest(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        try:
-            h.update(path.read_bytes())
-        except OSError as exc:  # missing for a moment: a version of its own
-            h.update(f"unreadable:{exc.errno}".encode())
-        h.update(b"\0")
-    return h.hexdigest()
+class ConfigReloader(Reloader[tuple[Routing, Cells]]):
+    """The active (routing, cells) pair, on :class:`shared.config.Reloader`."""
 
-
-class ConfigReloader:
     def __init__(self, routing_path: Path, cells_path: Path, check: Check | None = None) -> None:
         """Load both files; ``ValueError`` (one line) when they are not valid."""
         self.routing_path = Path(routing_path)
         self.cells_path = Path(cells_path)
         self.check = check
-        self.seen = _digest(self.routing_path, self.cells_path)
-        self.routing, self.cells = self._load()
-        self.last_error: str | None = None
+        super().__init__(
+            [self.routing_path, self.cells_path],
+            self._load_pair,
+            "notify configuration",
+            log,
+            lambda pair: {"routes": len(pair[0].by_id()), "cells": len(pair[1].by_id)},
+        )
 
-    def _load(self) -> tuple[Routing, Cells]:
+    def _load_pair(self) -> tuple[Routing, Cells]:
         routing = load_routing(self.routing_path)
         cells = load_cells(self.cells_path)
         check_receivers(routing, cells)
@@ -53,24 +48,10 @@ class ConfigReloader:
             self.check(routing, cells)
         return routing, cells
 
-    def maybe_reload(self, force: bool = False) -> bool:
-        """Load the files if they changed (or ``force``); True when a new pair is active."""
-        digest = _digest(self.routing_path, self.cells_path)
-        if digest == self.seen and not force:
-            return False
-        self.seen = digest
-        try:
-            routing, cells = self._load()
-        except ValueError as exc:
-            self.last_error = str(exc)
-            log.error(
-                "notify configuration rejected, the previous one stays active",
-                extra={"error": self.last_error},
-            )
-            return False
-        self.routing, self.cells, self.last_error = routing, cells, None
-        log.info(
-            "notify configuration reloaded",
-            extra={"routes": len(routing.by_id()), "cells": len(cells.by_id)},
-        )
-        return True
+    @property
+    def routing(self) -> Routing:
+        return self.active[0]
+
+    @property
+    def cells(self) -> Cells:
+        return self.active[1]

@@ -1,80 +1,144 @@
 """The routing file: an Alertmanager configuration, loaded strictly, and its route tree.
 
 :func:`load_routing` reads ``route``, ``receivers``, ``inhibit_rules`` and
-``time_intervals`` (plus the older ``mute_time_intervals``), refuses unknown
-keys and checks references (receivers, time intervals) at load time, raising
-:class:`RoutingError` with a one-line message. :meth:`Route.match` picks the
-routes an alert's labels reach with Alertmanager's semantics: depth-first,
-the first matching child wins unless it has ``continue: true``, a node with
-no matching child is itself the match; children inherit ``receiver``,
-``group_by`` and the three timers, not the time intervals.
+``time_intervals`` (plus the older ``mute_time_intervals``) through strict
+pydantic models (:class:`RoutingFile`: unknown keys refused, with the nearest
+valid key named; matchers and durations parsed), then checks what the models
+cannot (references to receivers and time intervals, the root route's
+constraints), raising :class:`RoutingError` with one line naming the file,
+the line and the route path (``route.routes.2.group_wait``).
+:meth:`Route.match` picks the routes an alert's labels reach with
+Alertmanager's semantics: depth-first, the first matching child wins unless it
+has ``continue: true``, a node with no matching child is itself the match;
+children inherit ``receiver``, ``group_by`` and the three timers, not the time
+intervals. The file stays an Alertmanager configuration: ``amtool config
+routes test`` picks the same receivers (tests/unit/notify/test_amtool_compat.py).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from services.notify.matchers import Matcher, all_match, from_maps, parse_matchers
 from services.notify.timeinterval import TimeInterval, in_any
+from shared.config import (
+    ConfigError,
+    Document,
+    did_you_mean,
+    load_yaml,
+    parse_duration,
+    validate,
+)
+
+__all__ = ["RoutingError", "parse_duration"]
 
 
-class RoutingError(ValueError):
+class RoutingError(ConfigError):
     """The routing file cannot be used; the message is one line."""
 
 
-_DURATION = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
-_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+def _matcher_list(value: Any) -> list[Matcher]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("expected a list of matchers like 'severity=\"critical\"'")
+    return parse_matchers([str(x) for x in value])
 
 
-def parse_duration(text: Any) -> float:
-    """A Prometheus duration (``30s``, ``1h30m``, ``0s``) in seconds."""
-    s = str(text).strip()
-    m = _DURATION.match(s)
-    if not s or not m or not any(m.groups()):
-        raise RoutingError(f"bad duration {text!r}")
-    groups = m.groups()
-    return float(sum(int(groups[i * 2 + 1]) * u for i, u in enumerate(_UNITS) if groups[i * 2]))
+#: Alertmanager's receiver integrations (for the did-you-mean of a typo).
+_AM_CONFIGS = [
+    f"{x}_configs"
+    for x in [
+        "email",
+        "discord",
+        "jira",
+        "msteams",
+        "msteamsv2",
+        "opsgenie",
+        "pagerduty",
+        "pushover",
+        "rocketchat",
+        "slack",
+        "sns",
+        "telegram",
+        "victorops",
+        "webex",
+        "webhook",
+        "wechat",
+    ]
+]
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+Matchers = Annotated[list[Matcher], BeforeValidator(_matcher_list)]
+LabelMap = dict[str, Annotated[str, BeforeValidator(str)]]
 
 
-_ROUTE_KEYS = {
-    "receiver",
-    "group_by",
-    "continue",
-    "matchers",
-    "match",
-    "match_re",
-    "group_wait",
-    "group_interval",
-    "repeat_interval",
-    "mute_time_intervals",
-    "active_time_intervals",
-    "routes",
-}
-_TOP_KEYS = {
-    "global",
-    "route",
-    "receivers",
-    "inhibit_rules",
-    "time_intervals",
-    "mute_time_intervals",
-    "templates",
-    "tracing",
-}
-_INHIBIT_KEYS = {
-    "source_matchers",
-    "target_matchers",
-    "equal",
-    "source_match",
-    "source_match_re",
-    "target_match",
-    "target_match_re",
-}
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+
+class RouteModel(_Strict):
+    """One ``route`` node as written (Alertmanager's keys)."""
+
+    receiver: str | None = None
+    group_by: list[Annotated[str, BeforeValidator(str)]] | None = None
+    continue_: bool = Field(False, alias="continue")
+    matchers: Matchers = Field(default_factory=list)
+    match: LabelMap | None = None
+    match_re: LabelMap | None = None
+    group_wait: Seconds | None = None
+    group_interval: Seconds | None = None
+    repeat_interval: Seconds | None = None
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    active_time_intervals: list[str] = Field(default_factory=list)
+    routes: list[RouteModel] = Field(default_factory=list)
+
+
+class ReceiverModel(BaseModel):
+    """A receiver: a name (a cell) and Alertmanager's ``*_configs`` (ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _only_configs(self) -> ReceiverModel:
+        for key in self.model_extra or {}:
+            if not str(key).endswith("_configs"):
+                raise ValueError(did_you_mean(str(key), ["name", *_AM_CONFIGS]))
+        return self
+
+
+class InhibitModel(_Strict):
+    source_matchers: Matchers = Field(default_factory=list)
+    target_matchers: Matchers = Field(default_factory=list)
+    source_match: LabelMap | None = None
+    source_match_re: LabelMap | None = None
+    target_match: LabelMap | None = None
+    target_match_re: LabelMap | None = None
+    equal: list[str] = Field(default_factory=list)
+
+
+class TimeIntervalModel(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    time_intervals: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class RoutingFile(_Strict):
+    """The routing file's top level (an Alertmanager configuration)."""
+
+    global_: dict[str, Any] | None = Field(None, alias="global")
+    route: RouteModel
+    receivers: list[ReceiverModel] = Field(default_factory=list)
+    inhibit_rules: list[InhibitModel] = Field(default_factory=list)
+    time_intervals: list[TimeIntervalModel] = Field(default_factory=list)
+    mute_time_intervals: list[TimeIntervalModel] = Field(default_factory=list)
+    templates: list[str] | None = None
+    tracing: dict[str, Any] | None = None
 
 
 @dataclass
@@ -180,145 +244,155 @@ class Routing:
         return {r.id: r for r in self.route.walk()}
 
 
-def _strict(raw: Any, allowed: set[str], where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise RoutingError(f"{where}: expected a mapping")
-    unknown = set(raw) - allowed
-    if unknown:
-        raise RoutingError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-    return raw
+def _maps(match: LabelMap | None, match_re: LabelMap | None) -> list[Matcher]:
+    return from_maps(match, match_re)
 
 
-def _str_map(raw: Any, where: str) -> dict[str, str] | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise RoutingError(f"{where}: expected a mapping")
-    return {str(k): str(v) for k, v in raw.items()}
+def _root_checks(m: RouteModel, fail: Any) -> None:
+    if m.matchers or m.match or m.match_re:
+        fail("root route must not have any matchers")
+    if m.continue_:
+        fail("cannot have continue in root route")
+    if not m.receiver:
+        fail("root route must specify a default receiver")
+    if m.mute_time_intervals or m.active_time_intervals:
+        fail("root route must not have any mute or active time intervals")
 
 
-def _matchers(raw: dict[str, Any], where: str, new: str, old: str, old_re: str) -> list[Matcher]:
-    try:
-        out = parse_matchers([str(x) for x in raw.get(new) or []])
-        out += from_maps(_str_map(raw.get(old), where), _str_map(raw.get(old_re), where))
-    except ValueError as exc:
-        raise RoutingError(f"{where}: {exc}") from None
-    return out
+def _group_by(m: RouteModel, parent: Route | None, fail: Any) -> tuple[tuple[str, ...], bool]:
+    if m.group_by is None:
+        return (parent.group_by, parent.group_by_all) if parent else ((), False)
+    if "..." in m.group_by:
+        if len(m.group_by) > 1:
+            fail("cannot have wildcard group_by (`...`) and other labels")
+        return (), True
+    if len(set(m.group_by)) != len(m.group_by):
+        fail("duplicated label in group_by")
+    return tuple(m.group_by), False
 
 
-def _build(raw: Any, parent: Route | None, rid: str, names: set[str]) -> Route:
-    where = f"route {rid}"
-    raw = _strict(raw, _ROUTE_KEYS, where)
-    matchers = _matchers(raw, where, "matchers", "match", "match_re")
+def _build(
+    m: RouteModel,
+    parent: Route | None,
+    rid: str,
+    loc: tuple[str | int, ...],
+    names: set[str],
+    doc: Document,
+) -> Route:
+    """The :class:`Route` of a validated node, its settings inherited."""
+    path = ".".join(map(str, loc))
+
+    def fail(problem: str, key: str | None = None) -> None:
+        at = doc.where((*loc, key) if key else loc)
+        raise RoutingError(f"{at}: {path}: {problem}")
+
     if parent is None:
-        if matchers:
-            raise RoutingError("root route must not have any matchers")
-        if raw.get("continue"):
-            raise RoutingError("cannot have continue in root route")
-        if not raw.get("receiver"):
-            raise RoutingError("root route must specify a default receiver")
-        if raw.get("mute_time_intervals") or raw.get("active_time_intervals"):
-            raise RoutingError("root route must not have any mute or active time intervals")
-    group_by: tuple[str, ...] = parent.group_by if parent else ()
-    group_all = parent.group_by_all if parent else False
-    if "group_by" in raw and raw["group_by"] is not None:
-        items = [str(x) for x in raw["group_by"]]
-        if "..." in items:
-            if len(items) > 1:
-                raise RoutingError(
-                    f"{where}: cannot have wildcard group_by (`...`) and other labels"
-                )
-            group_all, group_by = True, ()
-        else:
-            if len(set(items)) != len(items):
-                raise RoutingError(f"{where}: duplicated label in group_by")
-            group_all, group_by = False, tuple(items)
+        _root_checks(m, fail)
+    group_by, group_all = _group_by(m, parent, fail)
 
     def timer(key: str, default: float) -> float:
-        if raw.get(key) is None:
-            return getattr(parent, key) if parent else default
-        return parse_duration(raw[key])
+        value = getattr(m, key)
+        if value is None:
+            return float(getattr(parent, key)) if parent else default
+        return float(value)
 
     route = Route(
         id=rid,
-        receiver=str(raw.get("receiver") or (parent.receiver if parent else "")),
-        matchers=matchers,
+        receiver=m.receiver or (parent.receiver if parent else ""),
+        matchers=m.matchers + _maps(m.match, m.match_re),
         group_by=group_by,
         group_by_all=group_all,
         group_wait=timer("group_wait", 30.0),
         group_interval=timer("group_interval", 300.0),
         repeat_interval=timer("repeat_interval", 4 * 3600.0),
-        continue_=bool(raw.get("continue", False)),
-        mute_time_intervals=[str(x) for x in raw.get("mute_time_intervals") or []],
-        active_time_intervals=[str(x) for x in raw.get("active_time_intervals") or []],
+        continue_=m.continue_,
+        mute_time_intervals=list(m.mute_time_intervals),
+        active_time_intervals=list(m.active_time_intervals),
     )
     if route.group_interval <= 0:
-        raise RoutingError(f"{where}: group_interval cannot be zero")
+        fail("group_interval cannot be zero", "group_interval")
     if route.repeat_interval <= 0:
-        raise RoutingError(f"{where}: repeat_interval cannot be zero")
+        fail("repeat_interval cannot be zero", "repeat_interval")
     for n in route.mute_time_intervals + route.active_time_intervals:
         if n not in names:
-            raise RoutingError(f"{where}: undefined time interval {n!r}")
-    children = raw.get("routes") or []
-    if not isinstance(children, list):
-        raise RoutingError(f"{where}: routes must be a list")
-    route.routes = [_build(c, route, f"{rid}.{i}", names) for i, c in enumerate(children)]
+            fail(f"undefined time interval {n!r}")
+    route.routes = [
+        _build(c, route, f"{rid}.{i}", (*loc, "routes", i), names, doc)
+        for i, c in enumerate(m.routes)
+    ]
     return route
 
 
-def parse_routing(raw: Any) -> Routing:
-    """Validate a parsed routing document (see :func:`load_routing`)."""
-    raw = _strict(raw, _TOP_KEYS, "routing file")
-    if "route" not in raw:
-        raise RoutingError("no route provided in config")
+def _intervals(f: RoutingFile, doc: Document) -> dict[str, list[TimeInterval]]:
     intervals: dict[str, list[TimeInterval]] = {}
     for section in ("time_intervals", "mute_time_intervals"):
-        for i, item in enumerate(raw.get(section) or []):
-            item = _strict(item, {"name", "time_intervals"}, f"{section}[{i}]")
-            name = str(item.get("name") or "")
-            if not name or name in intervals:
-                raise RoutingError(f"{section}[{i}]: missing or duplicated name {name!r}")
+        for i, item in enumerate(getattr(f, section)):
+            at = doc.where((section, i))
+            if item.name in intervals:
+                raise RoutingError(f"{at}: {section}.{i}: duplicated name {item.name!r}")
             try:
-                intervals[name] = [TimeInterval.parse(t) for t in item.get("time_intervals") or []]
+                intervals[item.name] = [TimeInterval.parse(t) for t in item.time_intervals]
             except (ValueError, KeyError, TypeError) as exc:
-                raise RoutingError(f"time interval {name!r}: {exc}") from None
+                raise RoutingError(f"{at}: time interval {item.name!r}: {exc}") from None
+    return intervals
+
+
+def _receivers(f: RoutingFile, doc: Document) -> list[str]:
     receivers: list[str] = []
-    for i, item in enumerate(raw.get("receivers") or []):
-        if not isinstance(item, dict) or not item.get("name"):
-            raise RoutingError(f"receivers[{i}]: missing name")
-        extra = [k for k in item if k != "name" and not str(k).endswith("_configs")]
-        if extra:
-            raise RoutingError(f"receivers[{i}]: unknown key(s) {', '.join(map(str, extra))}")
-        if item["name"] in receivers:
-            raise RoutingError(f"notification config name {item['name']!r} is not unique")
-        receivers.append(str(item["name"]))
-    route = _build(raw["route"], None, "0", set(intervals))
+    for i, item in enumerate(f.receivers):
+        if item.name in receivers:
+            at = doc.where(("receivers", i))
+            raise RoutingError(f"{at}: notification config name {item.name!r} is not unique")
+        receivers.append(item.name)
+    return receivers
+
+
+def check_routing(doc: Document) -> Routing:
+    """Validate a parsed routing :class:`~shared.config.Document`; :class:`RoutingError`."""
+    if not isinstance(doc.data, dict):
+        got = "an empty file" if doc.data is None else type(doc.data).__name__
+        raise RoutingError(f"{doc.path}: expected an Alertmanager configuration, got {got}")
+    try:
+        f: RoutingFile = validate(doc, RoutingFile)
+    except ConfigError as exc:
+        raise RoutingError(str(exc)) from None
+    intervals = _intervals(f, doc)
+    receivers = _receivers(f, doc)
+    route = _build(f.route, None, "0", ("route",), set(intervals), doc)
+    paths = {"0": "route"}
+    for r in route.walk():
+        for i, child in enumerate(r.routes):
+            paths[child.id] = f"{paths[r.id]}.routes.{i}"
     for r in route.walk():
         if r.receiver not in receivers:
-            raise RoutingError(f"undefined receiver {r.receiver!r} used in route {r.id}")
-    rules = []
-    for i, item in enumerate(raw.get("inhibit_rules") or []):
-        where = f"inhibit_rules[{i}]"
-        item = _strict(item, _INHIBIT_KEYS, where)
-        rules.append(
-            InhibitRule(
-                source=_matchers(item, where, "source_matchers", "source_match", "source_match_re"),
-                target=_matchers(item, where, "target_matchers", "target_match", "target_match_re"),
-                equal=tuple(str(x) for x in item.get("equal") or []),
+            loc = tuple(int(x) if x.isdigit() else x for x in paths[r.id].split("."))
+            raise RoutingError(
+                f"{doc.where(loc)}: {paths[r.id]}: undefined receiver {r.receiver!r}"
             )
+    rules = [
+        InhibitRule(
+            source=item.source_matchers + _maps(item.source_match, item.source_match_re),
+            target=item.target_matchers + _maps(item.target_match, item.target_match_re),
+            equal=tuple(item.equal),
         )
-    return Routing(route, receivers, rules, intervals, raw)
+        for item in f.inhibit_rules
+    ]
+    return Routing(route, receivers, rules, intervals, doc.data)
+
+
+def parse_routing(raw: Any, path: Path | str = "routing file") -> Routing:
+    """Validate a parsed routing document (see :func:`load_routing`)."""
+    return check_routing(Document(Path(path), raw))
 
 
 def load_routing(path: Path) -> Routing:
-    """Read and validate a routing file; :class:`RoutingError` on any problem."""
+    """Read and validate a routing file; :class:`RoutingError` (one line naming
+    the file, the line and the route path) on any problem."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise RoutingError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise RoutingError(f"{path}: not YAML ({str(exc).splitlines()[0]})") from None
-    return parse_routing(raw)
+        doc = load_yaml(path)
+    except ConfigError as exc:
+        raise RoutingError(str(exc)) from None
+    return check_routing(doc)
 
 
 def default_routing_path() -> Path:

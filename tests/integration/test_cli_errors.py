@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,43 @@ def test_check_event_file(tmp_path: Path) -> None:
     )
     res = vigie("check", "event", str(f))
     assert res.returncode == 0 and "A-1" in res.stdout
+
+
+def one_line(res: subprocess.CompletedProcess[str]) -> str:
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    return lines[0]
+
+
+def test_issue_16_cases_are_one_unwrapped_line(tmp_path: Path) -> None:
+    """No traceback for a non-UTF-8 rule file, VIGIE_WEB_PORT=0, a web port in use;
+    long errors are not wrapped at 80 columns when stderr is not a terminal."""
+    bad = tmp_path / "rules"
+    bad.mkdir()
+    (bad / "r.yaml").write_bytes(b"id: \xff\xfe\n")
+    line = one_line(vigie("rules", "test", str(bad)))
+    assert f"{bad / 'r.yaml'}:1: not UTF-8 text" in line
+
+    key = {"VIGIE_PSEUDO_KEY": "x" * 32}
+    line = one_line(vigie("run", "ingest", env={**key, "VIGIE_WEB_PORT": "0"}))
+    assert "VIGIE_WEB_PORT" in line
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**key, "VIGIE_WEB_PORT": str(port), "VIGIE_WEB_HOST": "127.0.0.1"}
+        line = one_line(vigie("run", "ingest", env=env))
+    assert f"VIGIE_WEB_PORT {port}" in line and "already in use" in line
+
+    event = tmp_path / "event.json"
+    event.write_text('{"event_id": "x", "agency": "police", "type": "picnic"}')
+    line = one_line(vigie("check", "event", str(event)))
+    assert len(line) > 200 and "operation_report" in line  # the whole list, one line
+
+    routing = tmp_path / "routing.yml"
+    routing.write_text("route:\n  receiver: hq\n  gruop_by: [rule]\nreceivers: [{name: hq}]\n")
+    line = one_line(vigie("routes", "test", "--config", str(routing), "rule=x"))
+    assert line == f"vigie: {routing}:3: route: `gruop_by`: unknown key, did you mean `group_by`?"

@@ -13,17 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from services.correlate.rules.model import Rule, RuleFile
+from shared import config
+from shared.config import ConfigError, Document, describe, did_you_mean, load_yaml
 
 log = logging.getLogger("vigie.correlate.rules")
 
 _RULE: TypeAdapter[Any] = TypeAdapter(Rule)  # type: ignore[arg-type]
 
 
-class RuleError(ValueError):
+class RuleError(ConfigError):
     """A rules directory that cannot be loaded; the message names file and rule."""
 
 
@@ -47,44 +48,57 @@ def _files(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"} and p.is_file())
 
 
-def _describe(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}" if where else str(err["msg"])
+def _rules_of(doc: Document) -> list[tuple[tuple[str | int, ...], Any]]:
+    """(location in the file, raw rule) for each rule of a file: one rule, or a
+    pack ``{rules: [...]}``. :class:`RuleError` naming the file otherwise."""
+    data = doc.data
+    if data is None:
+        raise RuleError(f"{doc.path}: empty file, no rule in it")
+    if isinstance(data, dict) and "rules" in data:
+        extra = sorted(str(k) for k in data if k != "rules")
+        if extra:
+            raise RuleError(f"{doc.where((extra[0],))}: {did_you_mean(extra[0], ['rules'])}")
+        if not isinstance(data["rules"], list):
+            raise RuleError(f"{doc.where(('rules',))}: 'rules' must be a list of rules")
+        return [(("rules", i), item) for i, item in enumerate(data["rules"])]
+    return [((), data)]
+
+
+def _rule(doc: Document, loc: tuple[str | int, ...], item: Any) -> Any:
+    if not isinstance(item, dict):
+        where = ".".join(map(str, loc)) or "the file"
+        got = type(item).__name__
+        raise RuleError(f"{doc.where(loc)}: {where}: expected a rule (a mapping), got {got}")
+    rid = item.get("id")
+    prefix = f"rule {rid!r}" if isinstance(rid, str) and rid else f"rule #{loc[-1] if loc else 0}"
+    try:
+        return _RULE.validate_python(item)
+    except ValidationError as exc:
+        raise RuleError(describe(exc, Rule, doc, prefix, base=loc)) from None
 
 
 def load_dir(path: Path) -> RuleSet:
     """Every rule under ``path`` (a directory of YAML files, or one file).
 
-    Raises :class:`RuleError` on unreadable YAML, an invalid rule (unknown
-    key, bad duration, unknown event type...), or a duplicate id.
+    Raises :class:`RuleError` with one line naming the file, the line and the
+    rule on unreadable or non-UTF-8 files, bad YAML, an empty file, an invalid
+    rule (a misspelled key is named as unknown with the nearest valid one, bad
+    duration, unknown event type...), or a duplicate id.
     """
     digest = hashlib.sha256()
     rules: list[Any] = []
     seen: dict[str, Path] = {}
     for file in _files(path):
-        raw_bytes = file.read_bytes()
-        digest.update(file.name.encode() + b"\0" + raw_bytes + b"\0")
         try:
-            doc = yaml.safe_load(raw_bytes)
-        except yaml.YAMLError as exc:
-            raise RuleError(f"{file.name}: not valid YAML: {exc}") from None
-        docs = doc.get("rules") if isinstance(doc, dict) and "rules" in doc else [doc]
-        if isinstance(doc, dict) and "rules" in doc:
-            extra = set(doc) - {"rules"}
-            if extra:
-                raise RuleError(f"{file.name}: unknown top-level keys {sorted(extra)}")
-        if not isinstance(docs, list):
-            raise RuleError(f"{file.name}: 'rules' must be a list")
-        for item in docs:
-            rid = item.get("id", "?") if isinstance(item, dict) else "?"
-            try:
-                rule = _RULE.validate_python(item)
-            except ValidationError as exc:
-                raise RuleError(f"{file.name}: rule {rid!r}: {_describe(exc)}") from None
+            doc = load_yaml(file)
+        except ConfigError as exc:
+            raise RuleError(str(exc)) from None
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+        for loc, item in _rules_of(doc):
+            rule = _rule(doc, loc, item)
             if rule.id in seen:
                 raise RuleError(
-                    f"{file.name}: rule {rule.id!r} already defined in {seen[rule.id].name}"
+                    f"{doc.where(loc)}: rule {rule.id!r} already defined in {seen[rule.id].name}"
                 )
             seen[rule.id] = file
             rules.append(rule)
@@ -94,44 +108,18 @@ def load_dir(path: Path) -> RuleSet:
     return RuleSet.of(rules, digest.hexdigest()[:12], str(path))
 
 
-def signature(path: Path) -> tuple[tuple[str, int, int], ...]:
-    """A cheap change detector: names, sizes and mtimes of the rule files."""
-    try:
-        return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in _files(path))
-    except (OSError, RuleError):
-        return ()
-
-
-class Reloader:
-    """The active rule set, reloaded when the directory changes (or on demand).
-
-    A bad new version is logged and rejected; the previous rules stay active.
-    """
+class Reloader(config.Reloader[RuleSet]):
+    """The active rule set, reloaded when the directory's content changes (or on
+    demand), on :class:`shared.config.Reloader`: a bad new version is logged and
+    rejected, the previous rules stay active."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.active = load_dir(path)
-        self._sig = signature(path)
-        self.last_error: str | None = None
-
-    def maybe_reload(self, force: bool = False) -> bool:
-        """Reload if the files changed (or ``force``); return True if the set changed."""
-        sig = signature(self.path)
-        if not force and sig == self._sig:
-            return False
-        self._sig = sig
-        try:
-            new = load_dir(self.path)
-        except (RuleError, OSError) as exc:
-            self.last_error = str(exc)
-            log.error(
-                "rules rejected, previous rules stay active",
-                extra={"error": str(exc), "version": self.active.version},
-            )
-            return False
-        self.last_error = None
-        if new.version == self.active.version:
-            return False
-        log.info("rules reloaded", extra={"version": new.version, "rules": len(new.rules)})
-        self.active = new
-        return True
+        super().__init__(
+            [path],
+            lambda: load_dir(path),
+            "rules",
+            log,
+            lambda rules: {"version": rules.version, "rules": len(rules.rules)},
+            lambda old, new: old.version == new.version,
+        )

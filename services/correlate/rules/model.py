@@ -13,24 +13,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from shared.config import parse_duration as config_duration
 from shared.models import AXIS_OF_TYPE, EntityKind, EventType, Severity
 from shared.topics import AGENCIES
 
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
 
 def parse_duration(value: Any) -> int:
-    """``"90d"``, ``"12h"``, ``"30m"``, ``"45s"``, ``"500ms"`` (or an int of ms) → ms."""
+    """A duration in milliseconds: a Prometheus duration (``"90d"``, ``"12h"``,
+    ``"1h30m"``, ``"500ms"``; :func:`shared.config.parse_duration`, the one
+    parser of every Vigie file) or an int of ms. Must be positive."""
     if isinstance(value, bool):
         raise ValueError("a duration like '90d', '12h', '30m', '45s'")
-    if isinstance(value, int):
-        ms = value
-    else:
-        m = _DURATION.match(str(value).strip())
-        if not m:
-            raise ValueError(f"{value!r} is not a duration like '90d', '12h', '30m', '45s'")
-        ms = int(m.group(1)) * _UNIT_MS[m.group(2)]
+    ms = value if isinstance(value, int) else round(config_duration(value) * 1000)
     if ms <= 0:
         raise ValueError("a duration must be positive")
     return ms

@@ -69,7 +69,7 @@ def test_a_bad_rule_names_its_file_and_rule(tmp_path: Path, change: str, needle:
     with pytest.raises(RuleError) as info:
         load_dir(tmp_path)
     msg = str(info.value)
-    assert msg.startswith("bad.yaml: rule 'cluster'")
+    assert msg.startswith(f"{tmp_path / 'bad.yaml'}:") and "rule 'cluster'" in msg
     assert needle in msg
 
 
@@ -79,7 +79,7 @@ def test_duplicate_ids_and_bad_yaml_are_errors(tmp_path: Path) -> None:
     with pytest.raises(RuleError, match=r"already defined in a\.yaml"):
         load_dir(tmp_path)
     (tmp_path / "b.yaml").write_text("id: [unclosed")
-    with pytest.raises(RuleError, match=r"b\.yaml: not valid YAML"):
+    with pytest.raises(RuleError, match=r"b\.yaml:1:14: not valid YAML"):
         load_dir(tmp_path)
 
 
@@ -87,7 +87,8 @@ def test_durations() -> None:
     assert parse_duration("90d") == 90 * 86_400_000
     assert parse_duration("12h") == 12 * 3_600_000
     assert parse_duration("500ms") == 500
-    for bad in ("0d", "1w", "-1d", True):
+    assert parse_duration("1w") == 7 * 86_400_000  # Prometheus syntax, as everywhere
+    for bad in ("0d", "1 week", "-1d", True):
         with pytest.raises(ValueError):
             parse_duration(bad)
 
