@@ -78,6 +78,7 @@ def delivery_config(settings: NotifySettings, smtp_password: str | None) -> Deli
         nflog_ttl_s=settings.nflog_ttl_s,
         smtp=smtp,
         matrix_homeserver=settings.matrix_homeserver,
+        console_url=settings.console_url,
     )
 
 

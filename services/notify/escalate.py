@@ -39,6 +39,7 @@ def escalation(ctx: Context, alert: Alert, seq: int, up: Cell, source: str) -> N
         ],
         kind="escalation",
         extra={"escalatedFrom": source},
+        console_url=ctx.config.console_url,
     )
 
 

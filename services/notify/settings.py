@@ -56,3 +56,6 @@ class NotifySettings(Settings):
     smtp_username: str | None = None
     #: Matrix homeserver for the matrix channel (token in the secrets file).
     matrix_homeserver: str | None = None
+    #: The console's public base URL (``https://vigie.example/console``): every
+    #: notification links each alert to ``<console_url>/alerts/<alert id>``.
+    console_url: Annotated[str | None, Field(pattern=r"^https?://\S+$")] = None

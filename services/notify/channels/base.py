@@ -5,6 +5,18 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
+
+
+def console_link(base: str, alert_id: str) -> str:
+    """The console page of an alert (the console serves ``/alerts/<alert id>``)."""
+    return f"{base.rstrip('/')}/alerts/{quote(alert_id, safe='')}"
+
+
+def _a(alert: dict[str, Any]) -> str:
+    """An HTML link to the alert's console page, if it has one."""
+    url = alert.get("consoleURL")
+    return f' <a href="{html.escape(url)}">console</a>' if url else ""
 
 
 class DeliveryError(Exception):
@@ -30,6 +42,15 @@ class Notification:
     notification_id: str
     kind: str = "group"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The console's base URL (``VIGIE_CONSOLE_URL``): each alert then carries its
+    #: page, ``<console_url>/alerts/<alert id>``, as ``consoleURL``, and every
+    #: channel's message shows it.
+    console_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.console_url:
+            for a in self.alerts:
+                a["consoleURL"] = console_link(self.console_url, a["fingerprint"])
 
     @property
     def status(self) -> str:
@@ -57,6 +78,8 @@ class Notification:
                     f"contact {e.get('contact') or '-'}"
                 )
             lines.append(f"  alert {a['fingerprint']} (incident {a.get('incident', 1)})")
+            if a.get("consoleURL"):
+                lines.append(f"  {a['consoleURL']}")
         return "\n".join(lines) + "\n"
 
     def html(self) -> str:
@@ -72,6 +95,6 @@ class Notification:
                 f"<li><b>[{html.escape(a['status'])}]</b> "
                 f"{html.escape(str(a['annotations'].get('summary', '')))}"
                 f"<p>{html.escape(str(a['annotations'].get('description', '')))}</p>"
-                f"<ul>{ev}</ul><small>alert {html.escape(a['fingerprint'])}</small></li>"
+                f"<ul>{ev}</ul><small>alert {html.escape(a['fingerprint'])}</small>{_a(a)}</li>"
             )
         return f"<h3>{html.escape(self.subject())}</h3><ul>{''.join(items)}</ul>"

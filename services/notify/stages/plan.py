@@ -69,6 +69,7 @@ def notification(
         group_labels=glabels,
         alerts=[view(a, cell, ctx.cells, seq) for a, seq in alerts],
         notification_id=hashlib.sha256(f"{g.gid}:{state}".encode()).hexdigest()[:32],
+        console_url=ctx.config.console_url,
     )
 
 

@@ -115,3 +115,23 @@ def test_full_detail_when_cleared_for_every_channel() -> None:
     assert not a["redacted"] and a["evidence"][0]["case_ref"] == "CASE-SECRET-42"
     for channel, wire in rendered(n).items():
         assert "CASE-SECRET-42" in wire, channel
+
+
+def test_every_channel_links_the_alert_in_the_console() -> None:
+    """With VIGIE_CONSOLE_URL set, each channel's message carries the alert's
+    console page (a pointer too: the console shows the cell what it may see)."""
+    cells = load_cells(default_cells_path())
+    alert = secret_alert()
+    for cell in ("dept-13", "hq"):
+        n = Notification(
+            receiver=cell,
+            group_key="g",
+            group_labels={},
+            alerts=[view(alert, cells[cell], cells)],
+            notification_id="n1",
+            console_url="https://vigie.example/console/",
+        )
+        link = f"https://vigie.example/console/alerts/{alert.alert_id}"
+        for channel, wire in rendered(n).items():
+            assert link in wire, (cell, channel)
+    assert "consoleURL" not in json.dumps(rendered(notification("hq")))  # none without a URL
