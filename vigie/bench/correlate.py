@@ -47,12 +47,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import ensure_topics
 from shared.localstack import LocalStack, free_port
 from shared.models import AXIS_OF_TYPE
+from shared.redis import create_redis
 from shared.topics import Topics
 from vigie.bench.measure import cpu_seconds, next_poll
 from vigie.stack import ServiceProcess
@@ -136,7 +136,7 @@ async def _metrics(client: httpx.AsyncClient, port: int) -> dict[str, float]:
 async def _memory(redis_url: str, prefix: str, measure: bool = True) -> dict[str, Any]:
     """``MEMORY USAGE`` of the run's keys (pipelined), per distinct hash tag; then
     the keys are deleted."""
-    client = aioredis.Redis.from_url(redis_url)
+    client = create_redis(redis_url)
     try:
         keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
         total, tags = 0, set()

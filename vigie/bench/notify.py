@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 import yaml
 from aiokafka import AIOKafkaProducer
+from redis.asyncio.cluster import RedisCluster
 
 from shared.kafka import ensure_topics
 from shared.localstack import LocalStack, free_port, spawn
+from shared.redis import create_redis, is_cluster
 from vigie.bench.measure import cpu_seconds
 from vigie.receiver import WebhookReceiver
 from vigie.stack import Pipeline
@@ -100,8 +101,11 @@ def figures(
 
 async def redis_commands(url: str) -> int:
     """Commands Redis has processed so far (``INFO stats``)."""
-    client = aioredis.Redis.from_url(url)
+    client = create_redis(url)
     try:
+        if is_cluster(client):  # one INFO a master, summed
+            per_node = await client.info("stats", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
+            return sum(int(i["total_commands_processed"]) for i in per_node.values())
         return int((await client.info("stats"))["total_commands_processed"])
     finally:
         await client.aclose()

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 from rich.console import Console
 
 from shared.kafka import ensure_topics
 from shared.localstack import LocalStack, free_port
+from shared.redis import create_redis
 from shared.topics import Topics
 from vigie.bench.correlate import _metrics, _produce, make_events
 from vigie.stack import ServiceProcess
@@ -105,7 +105,7 @@ async def run_workers(
             p.terminate()
         for p in procs:
             p.stop()
-        client_r = aioredis.Redis.from_url(stack.redis_url)
+        client_r = create_redis(stack.redis_url)
         async for key in client_r.scan_iter(match=f"{redis_prefix}*", count=1000):
             await client_r.delete(key)
         await client_r.aclose()
