@@ -1,4 +1,4 @@
-"""Alert groups and their timers (pure decisions; the Redis edge is in dispatch).
+"""Alert groups and their timers (pure decisions; the store edge is in ``stages``).
 
 Alertmanager's timers: a new group is flushed ``group_wait`` after its first
 alert; then every ``group_interval`` it is flushed again, and a notification
@@ -21,14 +21,6 @@ def group_id(route: Route, labels: Mapping[str, str]) -> tuple[str, dict[str, st
     glabels = route.group_labels(labels)
     blob = json.dumps([route.id, route.receiver, sorted(glabels.items())], separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:24], glabels
-
-
-def first_flush(route: Route, now: float) -> float:
-    return now + route.group_wait
-
-
-def next_flush(route: Route, now: float) -> float:
-    return now + route.group_interval
 
 
 @dataclass(frozen=True)

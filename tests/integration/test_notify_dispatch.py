@@ -108,7 +108,7 @@ class Env:
         self.clock.t = 1_800_000_000.0 + t
         await self.d.flush_due()
         await self.d.escalate_due()
-        await asyncio.sleep(0.05)
+        await self.d.drain()  # the flushes ingest_and_flush started
 
     def got(self, cell: str) -> list[list[tuple[str, str]]]:
         return [
@@ -390,7 +390,6 @@ async def test_two_replicas_notify_once(env: Env) -> None:
     for i in range(30):
         await env.d.ingest(alert(f"R{i}", dept="13", rule=f"r{i % 5}", severity="critical"))
     await asyncio.gather(env.d.flush_due(), twin.d.flush_due(), env.d.flush_due())
-    await asyncio.sleep(0.1)
     ids = env.rx.alert_ids()
     assert sorted(ids) == sorted([f"R{i}" for i in range(30)] * 2)  # dept + hq, once each
     await twin.d.close()
@@ -708,7 +707,9 @@ async def test_run_wakes_for_a_group_kept_because_an_alert_joined_it(
     await e.d.ingest(alert("K"))  # group_wait 10s: run() sleeps until then
     [meta] = [k async for k in redis_client.scan_iter(f"{redis_prefix}:{{g:*}}:meta")]
     gid = meta.decode().split("{g:", 1)[1].split("}", 1)[0]
-    await asyncio.sleep(0.1)
+    flusher = e.d.flusher
+    # run() saw the group's timer (10 s away, not its hour) and sleeps until then
+    assert await until(lambda: not flusher.passing and flusher.wake_at < e.clock() + 60)
     # the drop of a flush that saw an older version: kept, due in 0.3 s
     await e.d.mark.drop([(gid, "stale", e.clock() + 0.3)], e.clock() + 30)
     assert await until(lambda: e.got("dept-13") == [[("K", "firing")]], 5)

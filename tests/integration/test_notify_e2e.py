@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from services.notify.settings import NotifySettings
 from tests.kafkautil import consume_all, produce
@@ -99,6 +101,16 @@ def retransmissions(p: Pipeline) -> int:
     return len(ids) - len(set(ids))
 
 
+def settled(sync: redis.Redis, prefix: str) -> bool:
+    """Nothing will be sent before a group_interval (1 h): every notification log
+    entry is marked sent (none claimed by a killed worker, none failed) and every
+    group's next flush is at least ten minutes away (none leased, none to retry)."""
+    marks = [sync.get(k) for k in sync.scan_iter(f"{prefix}:*nflog*")]
+    first = sync.zrange(f"{prefix}:{{sched}}:groups", 0, 0, withscores=True)
+    later = not first or float(first[0][1]) > time.time() + 600
+    return later and all(m is not None and m.startswith(b"sent:") for m in marks)
+
+
 async def wait_for(pred: Callable[[], bool], timeout: float) -> bool:
     for _ in range(int(timeout / 0.1)):
         if pred():
@@ -107,8 +119,12 @@ async def wait_for(pred: Callable[[], bool], timeout: float) -> bool:
     return pred()
 
 
+@pytest.mark.brokers
 async def test_notify_worker_end_to_end(
-    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+    make_pipeline: Callable[..., Pipeline],
+    tmp_path: Path,
+    redis_sync: redis.Redis,
+    redis_prefix: str,
 ) -> None:
     routing = tmp_path / "routing.yml"
     routing.write_text(ROUTING)
@@ -143,17 +159,15 @@ async def test_notify_worker_end_to_end(
     ), received(p).get("dept-76")
 
     # 2. SIGKILL the worker mid-stream, restart it: nothing lost, nothing twice
-    async def stream() -> None:
-        for start in range(40, 240, 20):
-            await produce(
-                boot, topic, [json.dumps(alert(i)).encode() for i in range(start, start + 20)]
-            )
-            await asyncio.sleep(0.1)
+    def batch(ids: range) -> list[bytes]:
+        return [json.dumps(alert(i)).encode() for i in ids]
 
-    producer = asyncio.create_task(stream())
-    await asyncio.sleep(0.4)
+    before = len(p.receiver.deliveries)
+    await produce(boot, topic, batch(range(40, 60)))
+    assert await wait_for(lambda: len(p.receiver.deliveries) > before, 20)  # delivering now
+    await produce(boot, topic, batch(range(60, 140)))
     p.services["notify"].kill()
-    await producer
+    await produce(boot, topic, batch(range(140, 240)))  # while it is down
     await asyncio.to_thread(p.start_service, "notify")
     await asyncio.to_thread(p.wait_ready, 60, ["notify"])
     want = expected(range(240))
@@ -164,7 +178,8 @@ async def test_notify_worker_end_to_end(
         ),
         40,
     ), {c: len(v) for c, v in received(p).items()}
-    await asyncio.sleep(1.0)
+    # nothing more is on its way (a retransmission would come before this holds)
+    assert await wait_for(lambda: settled(redis_sync, redis_prefix), 20)
     got = received(p)
     for cell, ids in got.items():
         assert len(ids) == len(set(ids)), f"{cell} got an alert twice"

@@ -1,11 +1,8 @@
-"""Silences and group timers on an injected clock (pure logic, no Redis)."""
+"""Silences and finished groups (pure logic, no Redis; the timers: test_handler.py)."""
 
 from __future__ import annotations
 
-import yaml
-
-from services.notify.group import Member, finished, first_flush, next_flush
-from services.notify.route import parse_routing
+from services.notify.group import Member, finished
 from services.notify.silence import Silence, silenced
 
 
@@ -20,22 +17,6 @@ def test_silence_window_and_matchers() -> None:
     assert Silence.from_json(s.to_json()) == s
 
 
-def test_group_timers() -> None:
-    routing = parse_routing(
-        yaml.safe_load("""
-route:
-  receiver: hq
-  group_wait: 10s
-  group_interval: 1m
-  routes:
-    - {receiver: hq, matchers: ['severity="critical"'], group_wait: 0s}
-receivers: [{name: hq}]
-""")
-    )
-    (crit,) = routing.route.match({"severity": "critical"})
-    (other,) = routing.route.match({"severity": "high"})
-    assert first_flush(crit, 1000.0) == 1000.0  # critical leaves at once
-    assert first_flush(other, 1000.0) == 1010.0
-    assert next_flush(other, 1010.0) == 1070.0 == next_flush(crit, 1010.0)
+def test_a_group_is_finished_once_every_alert_resolved() -> None:
     assert finished([Member("a", "resolved", 1)])
     assert not finished([Member("a", "resolved", 1), Member("b", "firing", 1)])
