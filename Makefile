@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools kafka demo test lint format mypy unit all clean
+.PHONY: install tools kafka browser demo test lint format mypy unit all clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -14,7 +14,30 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(NODE_STAMP)
+
+# The console's front end (services/notify/console): DSFR, its chart package (the
+# map's outlines) and axe-core, from the npm registry at the versions of
+# package-lock.json. --ignore-scripts: DSFR's preinstall wants a scaffold we do not
+# use. Node and npm come from Debian when missing.
+NODE_STAMP := node_modules/.package-lock.json
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
+	else echo "missing npm: apt-get install nodejs npm (as root)"; exit 1; fi
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The browser tests (tests/browser) drive Debian's chromium through Playwright's
+# executable_path: no browser download.
+browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else echo "missing chromium: apt-get install chromium (as root)"; exit 1; fi
 
 # Debian tools the tests call: promtool (prometheus), amtool (prometheus-alertmanager),
 # kubectl, redis-cli (redis-tools: creates the local Redis Cluster). Installed with
@@ -52,7 +75,7 @@ BROKER ?= tansu
 demo: install $(if $(filter kafka,$(BROKER)),kafka)
 	VIGIE_LOCAL_BROKER=$(BROKER) $(BIN)/vigie demo
 
-test: install tools kafka
+test: install tools kafka browser
 	$(BIN)/python -m pytest
 
 unit: install

@@ -57,6 +57,7 @@ def alert(i: int, dept: str = "13", rule: str = "target_deconfliction", **kw: An
         "department": dept,
         "axis": "organisations",
         "agencies": "douane,police",
+        "case": str(i),  # one group per alert (group_by: ['...'])
     }
     body = {
         "alert_id": kw.pop("alert_id", f"al{i:05d}"),
