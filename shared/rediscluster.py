@@ -86,17 +86,16 @@ class LocalRedisCluster:
 
     def start(self) -> None:
         """Start the six nodes, create the cluster, wait until it serves every slot."""
-        from shared.localstack import free_port, spawn
 
         cli = cli_binary()
-        self.nodes = [_Node(free_port(), free_port()) for _ in range(self.masters * 2)]
-        for node in self.nodes:
-            data = self.workdir / f"node-{node.port}"
-            data.mkdir(parents=True, exist_ok=True)
-            node.proc = spawn(self._argv(node, data), data / "redis.log")
         deadline = time.monotonic() + self.start_timeout
-        for node in self.nodes:
-            self._wait(lambda n=node: self._client(n.port).ping(), deadline, f"node {node.port}")
+        self.nodes = [self._spawn() for _ in range(self.masters * 2)]
+        for i, node in enumerate(self.nodes):
+            while not self._answers(node, deadline):
+                if node.proc is not None and node.proc.poll() is None:
+                    raise ClusterError(f"local Redis Cluster: node {node.port} not ready in time")
+                # exited: its port (or bus port) was taken meanwhile; again on others
+                node = self.nodes[i] = self._spawn()
         addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
         done = subprocess.run(  # noqa: S603 - argv of a known binary and loopback addresses
             [cli, "--cluster", "create", *addrs, "--cluster-replicas", "1", "--cluster-yes"],
@@ -108,6 +107,27 @@ class LocalRedisCluster:
             tail = (done.stdout + done.stderr).decode(errors="replace").strip().splitlines()
             raise ClusterError(f"redis-cli --cluster create failed: {tail[-1] if tail else '?'}")
         self.wait_healthy(deadline - time.monotonic())
+
+    def _spawn(self) -> _Node:
+        """A node on free ports, started."""
+        from shared.localstack import free_port, spawn
+
+        node = _Node(free_port(), free_port())
+        data = self.workdir / f"node-{node.port}"
+        data.mkdir(parents=True, exist_ok=True)
+        node.proc = spawn(self._argv(node, data), data / "redis.log")
+        return node
+
+    def _answers(self, node: _Node, deadline: float) -> bool:
+        """Whether ``node`` answers PING before ``deadline``; False at once if it exits."""
+        while time.monotonic() < deadline:
+            if node.proc is None or node.proc.poll() is not None:
+                return False
+            with contextlib.suppress(redis.RedisError):
+                if self._client(node.port).ping():
+                    return True
+            time.sleep(0.05)
+        return False
 
     def _argv(self, node: _Node, data: Path) -> list[str]:
         return [
