@@ -42,6 +42,11 @@ from vigie.scenario.cli import scenario_app  # noqa: E402
 
 app.add_typer(scenario_app, name="scenario")
 
+from vigie.cellcli import alerts_app, silences_app  # noqa: E402
+
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(silences_app, name="silences")
+
 from vigie.console import err, fail, out  # noqa: E402
 
 
