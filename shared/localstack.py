@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from shared.kafka import BrokerUnreachable, check_broker
 from shared.redis import RedisUnreachable, check_redis
-from shared.rediscluster import ClusterError, LocalRedisCluster
+from shared.rediscluster import ClusterError, LocalRedisCluster, server_argv
 
 if TYPE_CHECKING:
     from shared.kafkacluster import ClusterSecurity, KafkaCluster
@@ -358,27 +358,7 @@ class LocalStack:
         data = self.workdir / "redis"
         data.mkdir(exist_ok=True)
         self.redis = Process(
-            "redis",
-            [
-                redis_binary(),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--protected-mode",
-                "yes",
-                "--dir",
-                str(data),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--daemonize",
-                "no",
-            ],
-            self.workdir / "redis.log",
+            "redis", server_argv(redis_binary(), port, data), self.workdir / "redis.log"
         )
         self.redis.start()
         self.redis_url = f"redis://127.0.0.1:{port}/0"

@@ -35,7 +35,7 @@ from pathlib import Path
 import redis
 from redis.crc import key_slot
 
-__all__ = ["ClusterError", "LocalRedisCluster", "cli_binary"]
+__all__ = ["ClusterError", "LocalRedisCluster", "cli_binary", "server_argv"]
 
 
 class ClusterError(RuntimeError):
@@ -51,6 +51,30 @@ def cli_binary() -> str:
     raise ClusterError(
         "a local Redis Cluster needs redis-cli: make tools (apt-get install redis-tools)"
     )
+
+
+def server_argv(server: str, port: int, data: Path) -> list[str]:
+    """A Redis (or Valkey) server on loopback ``port``, in the foreground, its data
+    in ``data``: AOF on (``appendfsync everysec``), no RDB snapshots."""
+    return [
+        server,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--protected-mode",
+        "yes",
+        "--dir",
+        str(data),
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--daemonize",
+        "no",
+    ]
 
 
 @dataclass
@@ -131,33 +155,17 @@ class LocalRedisCluster:
 
     def _argv(self, node: _Node, data: Path) -> list[str]:
         return [
-            self.server,
-            "--port",
-            str(node.port),
+            *server_argv(self.server, node.port, data),
             "--cluster-port",
             str(node.bus),
-            "--bind",
-            "127.0.0.1",
-            "--protected-mode",
-            "yes",
-            "--dir",
-            str(data),
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
             "nodes.conf",
             "--cluster-node-timeout",
             str(self.node_timeout_ms),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
             "--min-replicas-to-write",
             "0",
-            "--daemonize",
-            "no",
         ]
 
     @staticmethod
