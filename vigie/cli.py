@@ -284,14 +284,18 @@ def demo(
     ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the notifications")] = 30.0,
     broker: BrokerOption = None,
+    keep: Annotated[
+        bool | None,
+        typer.Option(help="keep the stack up until Ctrl-C (default: when stdin is a terminal)"),
+    ] = None,
 ) -> None:
-    """Run the bundled scenario end to end and show what each cell received."""
+    """Run the bundled scenario end to end, show what each cell received, then the console."""
     from vigie.demo import run_demo
 
     _choose_broker(broker)
     _interrupt_on_sigterm()
     try:
-        code = run_demo(scenario, timeout, out)
+        code = run_demo(scenario, timeout, out, keep)
     except (LocalStackError, BrokerUnreachable, RedisUnreachable) as exc:
         fail(str(exc).splitlines()[0])
     raise typer.Exit(code)

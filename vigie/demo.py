@@ -15,7 +15,11 @@ Expected outcome of the bundled scenario (``vigie/data/demo.jsonl``):
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
+import sys
 import tempfile
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -39,12 +43,45 @@ def _pointer(evidence: dict[str, str | None]) -> str:
     return f"{evidence.get('agency')} {case} ({evidence.get('contact') or '-'})"
 
 
-def run_demo(scenario: Path | None, timeout: float, out: Console) -> int:
-    """Run the scenario; return 0 when the expected cells were notified."""
+#: The cell whose console the demo opens (its alert is in the bundled scenario).
+CONSOLE_CELL = "dept-13"
+
+
+def _secrets_file(workdir: Path) -> tuple[Path, str]:
+    """A secrets file with a fresh API token per run for the demo's cells (0600)."""
+    tokens = {cell: secrets.token_urlsafe(24) for cell in sorted(EXPECTED_CELLS)}
+    path = workdir / "secrets.yml"
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({"api_tokens": tokens}))
+    return path, tokens[CONSOLE_CELL]
+
+
+def keep_up(out: Console, keep: bool | None) -> None:
+    """Keep the stack up until Ctrl-C when ``keep`` (default: when stdin is a
+    terminal, so a non-interactive run never hangs); else say how to."""
+    if keep is None:
+        keep = sys.stdin.isatty()
+    if not keep:
+        out.print(
+            "stack stopped; run `vigie demo --keep` (or `make demo` in a terminal) to keep it up"
+        )
+        return
+    out.print("the stack stays up: press Ctrl-C to stop it")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        out.print("stopping")
+
+
+def run_demo(scenario: Path | None, timeout: float, out: Console, keep: bool | None = None) -> int:
+    """Run the scenario; return 0 when the expected cells were notified. Ends by
+    printing the console's URL and a token for one cell (:func:`keep_up`)."""
     path = scenario or bundled_scenario()
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="vigie-demo-"))
-    with Pipeline(workdir=workdir) as pipeline:
+    secrets_path, token = _secrets_file(workdir)
+    env = {"VIGIE_NOTIFY_SECRETS_FILE": str(secrets_path)}
+    with Pipeline(workdir=workdir, extra_env=env) as pipeline:
         assert pipeline.stack is not None and pipeline.receiver is not None
         out.print(
             f"stack ready in {time.monotonic() - started:.1f}s "
@@ -84,4 +121,9 @@ def run_demo(scenario: Path | None, timeout: float, out: Console) -> int:
         if scenario is None and got != EXPECTED_CELLS:
             out.print(f"[red]expected cells {sorted(EXPECTED_CELLS)}, got {sorted(got)}[/]")
             return 1
+        port = pipeline.services["notify"].port
+        out.print(f"console: http://127.0.0.1:{port}/console/  (cell {CONSOLE_CELL})")
+        out.print(f"sign-in token for {CONSOLE_CELL}: {token}", markup=False, highlight=False)
+        out.print(f"terminal: VIGIE_TOKEN=… vigie alerts list --url http://127.0.0.1:{port}")
+        keep_up(out, keep)
     return 0
