@@ -98,6 +98,9 @@ class Pipeline:
     session_timeout: float = 6.0
     partitions: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Per service (``ingest``...), applied after ``extra_env``: e.g. each its own
+    #: Kafka principal (``VIGIE_KAFKA_SASL_USERNAME``...).
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     _own_stack: bool = False
 
@@ -136,6 +139,7 @@ class Pipeline:
         if self.receiver.secret:
             env["VIGIE_WEBHOOK_SECRET"] = self.receiver.secret.decode()
         env.update(self.extra_env)
+        env.update(self.service_env.get(name, {}))
         return env
 
     def start(self, wait: float = 60.0) -> None:
