@@ -16,6 +16,7 @@ it parametrises ``redis_mode`` itself
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,16 @@ from shared.redis import cluster_seed, create_redis
 from shared.rediscluster import LocalRedisCluster
 from vigie.stack import Pipeline
 
+# Tansu's memory engine refuses idempotent producers (InitProducerId): a worker
+# a test starts outside LocalStack.env() must not ask for one (the Kafka
+# stack's env() turns it back on).
+os.environ.setdefault("VIGIE_KAFKA_IDEMPOTENCE", "false")
+
+#: The brokers a contract-level test marked ``@pytest.mark.brokers`` runs on:
+#: the session's stack (Tansu unless VIGIE_LOCAL_BROKER says otherwise) and a
+#: 3-node Apache Kafka cluster started once, on first use.
+BROKERS = ["tansu", "kafka"]
+
 #: The Redis modes the Redis-touching tests run on.
 REDIS_MODES = ["single", "cluster"]
 
@@ -42,6 +53,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
     if "redis_client" in names and "make_pipeline" not in names and not explicit:
         metafunc.parametrize("redis_mode", REDIS_MODES)
+    if metafunc.definition.get_closest_marker("brokers") and "broker" in names:
+        metafunc.parametrize("broker", BROKERS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "brokers: run on each local broker (Tansu, and a 3-node Apache Kafka cluster)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +68,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The local broker and Redis, once for the whole session."""
     with LocalStack(workdir=tmp_path_factory.mktemp("stack")) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def kafka_stack(
+    tmp_path_factory: pytest.TempPathFactory, stack: LocalStack
+) -> Iterator[LocalStack]:
+    """A 3-node KRaft cluster (and the session's Redis), once for the session."""
+    s = LocalStack(workdir=tmp_path_factory.mktemp("kafka"), broker="kafka")
+    s.redis_url = stack.redis_url  # the Redis stays the session's: only the broker differs
+    try:
+        s.start_broker()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def broker() -> str:
+    """``tansu`` unless the test is marked ``brokers`` (then each of :data:`BROKERS`)."""
+    return "tansu"
+
+
+@pytest.fixture
+def broker_stack(broker: str, request: pytest.FixtureRequest) -> LocalStack:
+    """The stack of the test's broker: the session's, or the Kafka cluster's."""
+    s: LocalStack = request.getfixturevalue("kafka_stack" if broker == "kafka" else "stack")
+    return s
 
 
 @pytest.fixture(scope="session")
@@ -113,10 +159,11 @@ def redis_sync(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def make_pipeline(
-    stack: LocalStack, tmp_path: Path, topic_prefix: str, redis_prefix: str, redis_url: str
+    broker_stack: LocalStack, tmp_path: Path, topic_prefix: str, redis_prefix: str, redis_url: str
 ) -> Iterator[Callable[..., Pipeline]]:
-    """Start the three services (as processes) on the session's stack and the
-    test's Redis (``redis_url``)."""
+    """Start the three services (as processes) on the test's broker (``broker_stack``)
+    and the test's Redis (``redis_url``)."""
+    stack = broker_stack
     started: list[Pipeline] = []
 
     def make(**kwargs: Any) -> Pipeline:

@@ -203,6 +203,7 @@ async def _metric(port: int, name: str) -> str:
     return "\n".join(ln for ln in text.splitlines() if ln.startswith(name))
 
 
+@pytest.mark.brokers
 async def test_scenario_through_ingest_and_correlate(
     make_pipeline: Callable[..., Pipeline], tmp_path: Path
 ) -> None:

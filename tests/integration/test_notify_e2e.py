@@ -119,6 +119,7 @@ async def wait_for(pred: Callable[[], bool], timeout: float) -> bool:
     return pred()
 
 
+@pytest.mark.brokers
 async def test_notify_worker_end_to_end(
     make_pipeline: Callable[..., Pipeline],
     tmp_path: Path,

@@ -1,6 +1,7 @@
 """The walking skeleton end to end: agency topics in, the cells' webhook out.
 
-Real broker (Tansu), real Redis, the three services as separate processes.
+Real broker (Tansu, and a 3-node Apache Kafka cluster), real Redis, the three
+services as separate processes.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+
+import pytest
 
 from tests.kafkautil import consume_all
 from vigie.demo import EXPECTED_CELLS, bundled_scenario
@@ -31,6 +34,7 @@ def _rules(delivery) -> set[str]:  # type: ignore[no-untyped-def]
     return {a["labels"]["rule"] for a in delivery.body["alerts"]}
 
 
+@pytest.mark.brokers
 async def test_demo_scenario_reaches_the_right_cells_once(
     make_pipeline: Callable[..., Pipeline],
 ) -> None:
