@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from services.notify.cells import Cell
@@ -36,6 +37,21 @@ def _record(cell: Cell, kind: str, n: Notification, outcome: str, **extra: Any) 
     return {"kind": "delivery", "receiver": cell.id, "channel": kind, "outcome": outcome, **extra}
 
 
+@dataclass(frozen=True)
+class Send:
+    """One notification to send on one channel of ``cell``: its notification log
+    ``key`` and repeat interval ``ttl``; ``alerts`` for the latency metrics; with
+    ``holds``, the cell holds these alerts once it is delivered."""
+
+    cell: Cell
+    key: str
+    channel: Any
+    n: Notification
+    ttl: float
+    alerts: list[Alert]
+    holds: Alerts | None = None
+
+
 class Delivery:
     """Sends claimed notifications through the :class:`Notifiers`."""
 
@@ -50,49 +66,28 @@ class Delivery:
         """Claim and deliver on every channel of ``cell`` (escalations):
         'delivered', 'retry' or 'done'; audit records written."""
         records: Records = []
-        keys = [self.ctx.store.nflog_key(tag, cell.id, i, entry) for i in range(len(cell.channels))]
-        results = await asyncio.gather(
-            *(
-                self._claim_and_send(cell, key, ch, n, ttl, alerts, records)
-                for key, ch in zip(keys, cell.channels, strict=True)
-            )
-        )
+        key = self.ctx.store.nflog_key
+        sends = [
+            Send(cell, key(tag, cell.id, i, entry), ch, n, ttl, alerts)
+            for i, ch in enumerate(cell.channels)
+        ]
+        results = await asyncio.gather(*(self._claim_and_send(s, records) for s in sends))
         await self.ctx.emit(records)
         if "retry" in results:
             return "retry"
         return "delivered" if "delivered" in results else "done"
 
-    async def _claim_and_send(
-        self,
-        cell: Cell,
-        key: str,
-        channel: Any,
-        n: Notification,
-        ttl: float,
-        alerts: list[Alert],
-        records: Records,
-    ) -> str:
-        claim = Claim(key, self.ctx.clock(), self.ctx.config.claim_ttl, ttl)
+    async def _claim_and_send(self, s: Send, records: Records) -> str:
+        claim = Claim(s.key, self.ctx.clock(), self.ctx.config.claim_ttl, s.ttl)
         [got] = await self.ctx.store.claim([claim])
-        return await self.send_claimed(cell, key, channel, n, ttl, alerts, got, records)
+        return await self.send_claimed(s, got, records)
 
-    async def send_claimed(
-        self,
-        cell: Cell,
-        key: str,
-        channel: Any,
-        n: Notification,
-        ttl: float,
-        alerts: list[Alert],
-        got: str,
-        records: Records,
-        holds: Alerts | None = None,
-    ) -> str:
+    async def send_claimed(self, s: Send, got: str, records: Records) -> str:
         """Act on a claim answer: 'delivered', 'dedup', 'retry' or 'done' (failed
-        for good). Writes the mark of what it did; given ``holds``, the cell's
-        hold of those alerts goes with the sent mark. Audit records go to
-        ``records`` (the caller writes them once the batch is done)."""
-        kind = channel.type
+        for good). Writes the mark of what it did; the cell's hold of ``s.holds``
+        goes with the sent mark. Audit records go to ``records`` (the caller
+        writes them once the batch is done)."""
+        cell, n, kind = s.cell, s.n, s.channel.type
         if got.startswith("sent:"):
             self.ctx.counter(self.ctx.metrics.notifications, cell.id, kind, "deduplicated").inc()
             return "dedup"
@@ -103,12 +98,13 @@ class Delivery:
         if sem is None:
             sem = self._sems[cell.id] = asyncio.Semaphore(self.ctx.config.per_receiver)
         async with sem:
-            attempts, last = await self._try(cell, channel, n)
+            attempts, last = await self._try(cell, s.channel, n)
             if attempts > 0:
                 clock = self.ctx.clock
-                held, timers = holds_of(cell, holds, clock()) if holds else ({}, {})
-                await self._mark(key, f"sent:{clock()}", self.ctx.config.keep_s(ttl), held, timers)
-                self._delivered(cell, kind, alerts)
+                held, timers = holds_of(cell, s.holds, clock()) if s.holds else ({}, {})
+                keep = self.ctx.config.keep_s(s.ttl)
+                await self._mark(s.key, f"sent:{clock()}", keep, held, timers)
+                self._delivered(cell, kind, s.alerts)
                 records.append(
                     _record(
                         cell,
@@ -124,7 +120,7 @@ class Delivery:
                 return "delivered"
         if attempts < 0:
             first = -1e18  # not retryable: give up at once
-        return await self._failed(cell, key, kind, n, ttl, first, last, records)
+        return await self._failed(s, first, last, records)
 
     async def _try(self, cell: Cell, channel: Any, n: Notification) -> tuple[int, str]:
         """Send, ``attempts`` times at most: (attempts it took, or 0 when every
@@ -146,20 +142,11 @@ class Delivery:
                 return attempt + 1, last
         return 0, last
 
-    async def _failed(
-        self,
-        cell: Cell,
-        key: str,
-        kind: str,
-        n: Notification,
-        ttl: float,
-        first: float,
-        last: str,
-        records: Records,
-    ) -> str:
+    async def _failed(self, s: Send, first: float, last: str, records: Records) -> str:
         """Every try failed: 'retry' at a later flush, or 'done' once ``give_up_s``
         passed (dead-lettered, then marked: a crash between dead-letters it again)."""
         ctx, cfg = self.ctx, self.ctx.config
+        cell, key, kind, n = s.cell, s.key, s.channel.type, s.n
         if ctx.clock() - first < cfg.give_up_s:
             await self._mark(key, f"failed:{first}", max(1, int(cfg.give_up_s + cfg.claim_s)))
             ctx.counter(ctx.metrics.notifications, cell.id, kind, "retrying").inc()
@@ -179,7 +166,7 @@ class Delivery:
                 "alert_ids": [a["fingerprint"] for a in n.alerts],
             }
         )
-        await self._mark(key, f"sent:{ctx.clock()}", cfg.keep_s(ttl))
+        await self._mark(key, f"sent:{ctx.clock()}", cfg.keep_s(s.ttl))
         records.append(
             _record(cell, kind, n, "failed", error=last, notification_id=n.notification_id)
         )
@@ -212,22 +199,20 @@ class Deliver:
         self.delivery = delivery
 
     async def __call__(self, flush: Flush) -> None:
-        send = self.delivery.send_claimed
-        flush.outcomes = list(
-            await asyncio.gather(
-                *(
-                    send(
-                        job.cell,
-                        key,
-                        ch,
-                        job.n,
-                        job.route.repeat_interval,
-                        [a for a, _ in job.alerts],
-                        got,
-                        flush.records,
-                        job.alerts,
-                    )
-                    for (job, ch, key), got in zip(flush.claims, flush.answers, strict=True)
-                )
+        sends = [
+            Send(
+                job.cell,
+                key,
+                ch,
+                job.n,
+                job.route.repeat_interval,
+                [a for a, _ in job.alerts],
+                job.alerts,
             )
+            for job, ch, key in flush.claims
+        ]
+        send = self.delivery.send_claimed
+        outcomes = await asyncio.gather(
+            *(send(s, got, flush.records) for s, got in zip(sends, flush.answers, strict=True))
         )
+        flush.outcomes = list(outcomes)

@@ -68,10 +68,15 @@ class Record:
             await self.plan(flush)
         jobs = {j.gid: j for j in flush.jobs}
         updates = [
-            GroupAdd(gid, a.route.id, a.labels, a.members,
-                     claims_of(ctx, flush, jobs[gid]) if gid in jobs else [])
+            GroupAdd(
+                gid,
+                a.route.id,
+                a.labels,
+                a.members,
+                claims_of(ctx, flush, jobs[gid]) if gid in jobs else [],
+            )
             for gid, a in adds.items()
-        ]  # fmt: skip
+        ]
         results = await ctx.store.add_to_groups(updates, ttl)
         taken = await self._taken(flush, adds, results, {g.gid for g in ready})
         fresh = {
