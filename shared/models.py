@@ -249,6 +249,9 @@ class NormalizedEvent(BaseModel):
     published_ms: int | None = None
     #: When ingest accepted it (ms since epoch).
     ingested_ms: int | None = None
+    #: The partition of the agency's topic it was read from (correlate's event-time
+    #: streams, see services/correlate/eventtime.py); None from older producers.
+    source_partition: int | None = None
 
     @property
     def axis(self) -> str:

@@ -17,6 +17,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Hashable
 from typing import Any
 
 import faust
@@ -24,6 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import ValidationError
 
 from services.correlate.engine import Engine
+from services.correlate.eventtime import stream_of
 from services.correlate.metrics import CorrelateMetrics
 from services.correlate.rules import DEFAULT_DIR
 from services.correlate.rules.loader import Reloader
@@ -36,7 +38,7 @@ from shared.metrics import children
 from shared.models import NormalizedEvent
 from shared.redis import Keys, create_redis
 from shared.retry import retry
-from shared.topics import Topics
+from shared.topics import AGENCIES, Topics
 
 log = logging.getLogger("vigie.correlate")
 
@@ -71,6 +73,7 @@ def build(
         state,
         Keys(settings.redis_prefix + ":corr"),
         settings.allowed_lateness_s * 1000,
+        idle_ms=int(settings.idle_partition_s * 1000),
     )
     sighup = asyncio.Event()
 
@@ -120,10 +123,18 @@ def build(
 
     alert_counter = children(metrics.alerts)
 
+    #: every stream a partition of vigie.events.v1 may carry (see .eventtime)
+    sources = [(a, i) for a in AGENCIES for i in range(settings.topic_partitions)]
+
+    def owned() -> list[int]:
+        """The partitions of the events topic this worker owns now."""
+        return [tp.partition for tp in app.consumer.assignment() if tp.topic == topics.events]
+
     async def correlate_batch(batch: list[Any]) -> None:
         decoded: list[NormalizedEvent] = []
         raw_of: dict[tuple[str, str], Any] = {}
         invalid: list[tuple[Any, str, str]] = []
+        streams: list[Hashable] = []
         for ev in batch:
             try:
                 event = validate(ev.value)
@@ -131,6 +142,7 @@ def build(
                 invalid.append((ev, "bad_normalized_event", str(exc.errors()[0]["msg"])))
                 continue
             decoded.append(event)
+            streams.append(stream_of(ev.message.partition, event.agency, event.source_partition))
             raw_of[(event.agency, event.event_id)] = ev
         if invalid:
             metrics.invalid.inc(len(invalid))
@@ -144,10 +156,13 @@ def build(
                 extra={"attempt": attempt, "error": type(exc).__name__},
             )
 
+        mine = owned()
+        engine.watermarks.assign(mine, int(time.time() * 1000), sources)
+        metrics.partitions.set(len(mine))
         before = state.round_trips
         try:  # Redis down, timeout...: retry the idempotent batch
             outcome = await retry(
-                lambda: engine.process(decoded),
+                lambda: engine.process(decoded, streams),
                 settings.redis_attempts,
                 base_delay=0.1,
                 max_delay=2.0,
@@ -168,6 +183,7 @@ def build(
             )
             return
         metrics.redis_round_trips.inc(state.round_trips - before)
+        metrics.watermark.set(outcome.watermark / 1000)
         if outcome.late:
             late = [raw_of[(e.agency, e.event_id)] for e in outcome.late]
             await sender.send(topics.events_late, [(ev.message.key, ev.value, None) for ev in late])

@@ -2,11 +2,17 @@
 
 For a batch, :meth:`Engine.process`
 
-1. sets aside events later than the allowed lateness (behind the highest
-   event time seen minus ``lateness_ms``): the caller sends them to
-   ``vigie.events.late``;
-2. plans one state op per (event, rule, group) and applies them all in one
-   round trip (:meth:`State.apply`);
+1. plans one state op per (event, rule, group) and applies them all in one
+   round trip (:meth:`State.apply`). A rule skips an event *too late* for it:
+   older than the watermark (:mod:`.eventtime`, once the batch's event times
+   have advanced it) by more
+   than its window plus ``lateness_ms`` (its state is gone or going). An event
+   too late for every rule that would take it is set aside: the caller sends it
+   to ``vigie.events.late`` (an event no rule takes is neither late nor used);
+2. trims state behind that watermark (never behind a group's newest event).
+   An event already in the state (a replay) and older than the watermark by
+   more than ``lateness_ms`` reads nothing back: whatever it could complete was
+   decided when it first came (a new, late event is decided like any other);
 3. evaluates each rule's kind on what each op read back (:mod:`.kinds`);
 4. claims the resulting alerts in one more round trip (:meth:`State.claim`),
    keeping only those never raised before and not suppressed.
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -27,6 +33,7 @@ from json.encoder import encode_basestring_ascii as json_str
 from typing import Any
 
 from services.correlate import kinds
+from services.correlate.eventtime import Watermarks
 from services.correlate.fingerprint import fingerprint
 from services.correlate.rules.loader import RuleSet
 from services.correlate.rules.model import (
@@ -101,7 +108,13 @@ class _Compiled:
 
     rule: Any
     how: int
+    #: how long (event time) state is kept behind the watermark: twice the window
+    #: plus the lateness, so an event accepted as late as ``horizon`` still finds
+    #: every event of the window before it (the same match as if it came in time)
     keep: int
+    #: an event older than the watermark by more than this (window + lateness) is
+    #: too late for the rule
+    horizon: int
     #: per ``group_by`` entry (the ``entity:<kind>`` ones merged into one):
     #: (how, {kind: group prefix} or the location field)
     group_by: tuple[tuple[int, Any], ...] = ()
@@ -187,6 +200,8 @@ class Outcome:
     alerts: list[tuple[Alert, Claim]] = field(default_factory=list)
     late: list[NormalizedEvent] = field(default_factory=list)
     ops: int = 0
+    #: the watermark the batch was decided with (ms)
+    watermark: int = 0
 
 
 def _interval(event: NormalizedEvent) -> tuple[int, int]:
@@ -218,14 +233,20 @@ class Engine:
         keys: Keys,
         lateness_ms: int,
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
+        idle_ms: int = 30_000,
     ) -> None:
         self.state = state
         self.keys = keys
         self.lateness_ms = lateness_ms
         self.clock = clock
-        #: Highest event time seen (ms): events behind it by more than the lateness are late.
-        self.watermark = 0
+        #: Per-partition event time (``process``'s ``partitions``; partition 0 when not given).
+        self.watermarks = Watermarks(idle_ms)
         self.rules = rules
+
+    @property
+    def watermark(self) -> int:
+        """The watermark now (ms, event time): see :mod:`.eventtime`."""
+        return self.watermarks.current(self.clock())
 
     @property
     def rules(self) -> RuleSet:
@@ -249,13 +270,15 @@ class Engine:
         self._rules, self._by_type = rules, by_type
 
     def _compile(self, rule: Any) -> _Compiled:
-        keep = rule.window + self.lateness_ms
+        horizon = rule.window + self.lateness_ms
+        keep = horizon + rule.window
         if isinstance(rule, ProximityRule | OverlapRule):
             tag = _tag(rule.id)
             how = _PROXIMITY if isinstance(rule, ProximityRule) else _OVERLAP
             g, h, z = (self.keys.tagged(tag, x) for x in ("g", "h", "z"))
             head = self.keys.tagged(tag, _tag(rule.id, rule.id)[:8], "")
-            return _Compiled(rule, how, keep, geo=(tag, g, h, z, head, f'"{rule.radius_m!r}"'))
+            radius = f'"{rule.radius_m!r}"'
+            return _Compiled(rule, how, keep, horizon, geo=(tag, g, h, z, head, radius))
         group_by: list[tuple[int, Any]] = []
         kinds_at: dict[str, str] = {}  # the entity:<kind> entries, as one
         for key in rule.group_by:
@@ -269,27 +292,31 @@ class Engine:
                 group_by.append((_PLACE, key))
         neighbours = rule.count - 1 if isinstance(rule, ThresholdRule) else 0
         tail = f"{rule.window},{keep},{keep},{neighbours}]"
-        return _Compiled(rule, _WINDOW, keep, tuple(group_by), neighbours, tail=tail)
+        return _Compiled(rule, _WINDOW, keep, horizon, tuple(group_by), neighbours, tail=tail)
 
     # -- planning -------------------------------------------------------------------------
     def plan(self, event: NormalizedEvent, t: int | None = None) -> list[_Planned]:
-        """The state ops one event needs, one per (rule, group).
+        """The state ops one event needs, one per (rule, group), whatever its lateness."""
+        return self._plan(event, event_ms(event.occurred_at) if t is None else t, 0) or []
+
+    def _plan(self, event: NormalizedEvent, t: int, wm: int) -> list[_Planned] | None:
+        """The state ops one event needs, one per (rule, group); None when it is
+        too late (behind the watermark ``wm`` by more than its window plus the
+        lateness) for every rule that takes it.
 
         Only the rules whose filters can accept the event's type are visited
         (most decided by the type alone, see :func:`_by_type`); the event's
         pointer is encoded once, each op adding its own fields, and each rule's
-        script arguments once for all its groups. ``t``: the event time (ms), if
-        the caller has it.
+        script arguments once for all its groups. ``t``: the event time (ms).
         """
         etype = event.type.value
         candidates = self._by_type.get(etype)
         if not candidates:
             return []
         out: list[_Planned] = []
+        took = too_late = 0
         agency, details, loc = event.agency, event.details, event.location
         event_id = event.event_id
-        if t is None:
-            t = event_ms(event.occurred_at)
         handling = event.handling.value
         department = loc.department
         base = (agency, event_id, t, etype, event.case_ref, event.contact, handling, department)
@@ -315,6 +342,10 @@ class Engine:
                 value = _decide(c, etype, agency, details)
                 if value is _SKIP:
                     continue
+            took += 1
+            if t + c.horizon < wm and (c.how != _OVERLAP or _interval(event)[1] + c.horizon < wm):
+                too_late += 1
+                continue
             if c.how != _WINDOW:
                 if loc.lat is None or loc.lon is None:
                     continue
@@ -401,7 +432,7 @@ class Engine:
                     args,
                 )
                 out.append(_Planned(event, rule, group, tag, op, head))
-        return out
+        return None if took and took == too_late else out
 
     # -- deciding -------------------------------------------------------------------------
     def _matches(self, p: _Planned, seen: list[Obs]) -> list[kinds.Match]:
@@ -421,7 +452,7 @@ class Engine:
         anchor) as the "fired" key, and the group's suppression key."""
         rule = p.rule
         alert_id = fingerprint(rule.id, p.group, m.anchor)
-        ttl = rule.window + self.lateness_ms
+        ttl = 2 * rule.window + self.lateness_ms  # as long as the state (_Compiled.keep)
         return Claim(
             self.keys.tagged(p.tag, "f", alert_id),
             p.head + "s",
@@ -484,20 +515,28 @@ class Engine:
             emitted_ms=now,
         )
 
-    async def process(self, events: list[NormalizedEvent]) -> Outcome:
-        """Correlate ``events`` (in order); see the module docstring."""
+    async def process(
+        self, events: list[NormalizedEvent], streams: list[Hashable] | None = None
+    ) -> Outcome:
+        """Correlate ``events`` (in order; ``streams``: the event-time stream each
+        was read from, see :mod:`.eventtime`; default: all from one stream); see
+        the module docstring."""
         outcome = Outcome()
         planned: list[_Planned] = []
-        for event in events:
-            t = event_ms(event.occurred_at)
-            if t < self.watermark - self.lateness_ms:
+        now = self.clock()
+        times = [event_ms(e.occurred_at) for e in events]
+        observe = self.watermarks.observe
+        for i, t in enumerate(times):
+            observe(0 if streams is None else streams[i], t, now)
+        wm = outcome.watermark = self.watermarks.current(now)
+        for event, t in zip(events, times, strict=True):
+            ops = self._plan(event, t, wm)
+            if ops is None:
                 outcome.late.append(event)
-                continue
-            if t > self.watermark:
-                self.watermark = t
-            planned += self.plan(event, t)
+            else:
+                planned += ops
         outcome.ops = len(planned)
-        now, version = self.clock(), self.rules.version
+        version = self.rules.version
         found: dict[int, list[tuple[kinds.Match, Claim]]] = {}
 
         def decide(i: int, seen: list[Obs]) -> None:
@@ -509,7 +548,8 @@ class Engine:
             if matches:
                 found[i] = [(m, self._claim(p, m)) for m in matches]
 
-        await self.state.apply([p.op for p in planned], decide)
+        # a replayed event older than the lateness decides nothing again (below)
+        await self.state.apply([p.op for p in planned], decide, wm, wm - self.lateness_ms)
         candidates = [(planned[i], m, c) for i in sorted(found) for m, c in found[i]]
         if candidates:
             fired = await self.state.claim([c for _, _, c in candidates])

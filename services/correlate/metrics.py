@@ -19,7 +19,17 @@ class CorrelateMetrics:
         )
         self.late = Counter(
             "vigie_correlate_late_total",
-            "Events later than the allowed lateness",
+            "Events too late for every rule that takes them (sent to vigie.events.late)",
+            registry=registry,
+        )
+        self.watermark = Gauge(
+            "vigie_correlate_watermark_seconds",
+            "The worker's event-time watermark (min over its active partitions), Unix time",
+            registry=registry,
+        )
+        self.partitions = Gauge(
+            "vigie_correlate_partitions_owned",
+            "Partitions of vigie.events.v1 this worker owns",
             registry=registry,
         )
         self.failed = Counter(

@@ -11,9 +11,14 @@ from shared.settings import Settings
 
 
 class CorrelateSettings(Settings):
-    #: How late (seconds, event time) an event may arrive behind the newest one
-    #: seen and still count; later ones go to ``vigie.events.late``.
+    #: How long (seconds, event time) a rule's state is kept after its window
+    #: has passed the watermark: an event older than the watermark by more than a
+    #: rule's window plus this is too late for that rule; one too late for every
+    #: rule that takes it goes to ``vigie.events.late`` (docs/rules.md, "Event time").
     allowed_lateness_s: Annotated[int, Field(ge=0)] = 7 * 86400
+    #: A partition with no event for this long (wall clock) no longer holds the
+    #: watermark back (Flink's idleness timeout).
+    idle_partition_s: Annotated[float, Field(gt=0)] = 30.0
     #: The rules directory (YAML); empty: the default pack shipped with Vigie.
     rules_dir: Path | None = None
     #: How often (seconds) the rules directory is checked for changes (SIGHUP: at once).

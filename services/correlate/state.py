@@ -57,11 +57,18 @@ CALL_MAX_OPS = 256
 #   window: [0, member, t, pointer, lookback, keep, ttl, neighbours]
 #   geo:    [1, member, lon, lat, pointer, retain_until, t, radius, ttl]
 # (coordinates and radius as strings: they reach GEOADD/GEOSEARCH unrounded).
+# ARGV[3] is the watermark (event time, ms; 0: none yet): state is trimmed
+# behind it, never behind a group's own newest observation, so an event read
+# early from a partition ahead does not drop what a partition behind still needs.
+# ARGV[4]: an op whose observation is already there (a replay) and older than
+# this reads nothing back (everything it could complete was decided when it came).
 # Returns, per op, the pointers it read back, or 1 for a window holding only the
-# op's own observation.
+# op's own observation (or a replayed old one).
 _APPLY_LUA = """
 local ops = cjson.decode(ARGV[1])
 local maxread = tonumber(ARGV[2])
+local wm = tonumber(ARGV[3])
+local replayed = tonumber(ARGV[4])
 local out = {}
 for i, op in ipairs(ops) do
   local k1 = KEYS[i]
@@ -70,18 +77,19 @@ for i, op in ipairs(ops) do
   if op[1] == 0 then
     local h, z = k1, base .. 'z'
     local t, look, keep, ttl, k = op[3], op[5], op[6], op[7], op[8]
-    if redis.call('HSETNX', h, member, op[4]) == 1 then
+    local new = redis.call('HSETNX', h, member, op[4]) == 1
+    if new then
       redis.call('ZADD', z, t, member)
     end
     redis.call('PEXPIRE', h, ttl)
     redis.call('PEXPIRE', z, ttl)
-    if redis.call('ZCARD', z) == 1 then
+    if (not new and t < replayed) or redis.call('ZCARD', z) == 1 then
       -- the op's own observation only (a new group, most of them): nothing to
       -- trim, nothing else to read; 1 tells the caller so
       out[i] = 1
     else
       local top = redis.call('ZREVRANGE', z, 0, 0, 'WITHSCORES')
-      local cutoff = '(' .. tostring(tonumber(top[2]) - keep)
+      local cutoff = '(' .. tostring(math.min(tonumber(top[2]), wm) - keep)
       local old = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff, 'LIMIT', 0, 1000)
       if #old > 0 then
         redis.call('ZREM', z, unpack(old))
@@ -100,11 +108,13 @@ for i, op in ipairs(ops) do
   else
     local g, h, z = k1, base .. 'h', base .. 'z'
     local lon, lat, retain, now, ttl = op[3], op[4], op[6], op[7], op[9]
-    if redis.call('HSETNX', h, member, op[5]) == 1 then
+    local new = redis.call('HSETNX', h, member, op[5]) == 1
+    if new then
       redis.call('GEOADD', g, lon, lat, member)
       redis.call('ZADD', z, retain, member)
     end
-    local old = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. tostring(now), 'LIMIT', 0, 1000)
+    local old = redis.call('ZRANGEBYSCORE', z, '-inf', '(' .. tostring(math.min(now, wm)),
+                           'LIMIT', 0, 1000)
     if #old > 0 then
       redis.call('ZREM', z, unpack(old))
       redis.call('ZREM', g, unpack(old))
@@ -113,16 +123,20 @@ for i, op in ipairs(ops) do
     redis.call('PEXPIRE', g, ttl)
     redis.call('PEXPIRE', h, ttl)
     redis.call('PEXPIRE', z, ttl)
-    local near = redis.call('GEOSEARCH', g, 'FROMLONLAT', lon, lat, 'BYRADIUS', op[8], 'm',
-                            'ASC', 'COUNT', maxread)
-    local res = {}
-    for _, m in ipairs(near) do
-      if m ~= member then
-        local p = redis.call('HGET', h, m)
-        if p then table.insert(res, p) end
+    if not new and now < replayed then
+      out[i] = {}
+    else
+      local near = redis.call('GEOSEARCH', g, 'FROMLONLAT', lon, lat, 'BYRADIUS', op[8], 'm',
+                              'ASC', 'COUNT', maxread)
+      local res = {}
+      for _, m in ipairs(near) do
+        if m ~= member then
+          local p = redis.call('HGET', h, m)
+          if p then table.insert(res, p) end
+        end
       end
+      out[i] = res
     end
-    out[i] = res
   end
 end
 return out
@@ -290,9 +304,14 @@ Sink = Callable[[int, list[Obs]], None]
 
 
 class State(Protocol):
-    async def apply(self, ops: list[Op], sink: Sink | None = None) -> list[list[Obs]]:
+    async def apply(
+        self, ops: list[Op], sink: Sink | None = None, watermark: int = 0, replayed: int = 0
+    ) -> list[list[Obs]]:
         """Apply ``ops`` in order; the observations each one read back (also handed
-        to ``sink`` as they arrive, so the caller can work while the rest runs)."""
+        to ``sink`` as they arrive, so the caller can work while the rest runs).
+        State is trimmed behind ``watermark`` (event time, ms; 0: nothing trimmed);
+        an op whose observation is already stored and older than ``replayed``
+        reads back only itself (a replay of history decides nothing again)."""
 
     async def claim(self, claims: list[Claim]) -> list[bool]:
         """Mark alerts raised; False for each already raised or suppressed."""
@@ -459,27 +478,33 @@ class RedisState:
             for k, res in enumerate(await self._run(script, list(calls()))):
                 each(k, res)
 
-    async def apply(self, ops: list[Op], sink: Sink | None = None) -> list[list[Obs]]:
+    async def apply(
+        self, ops: list[Op], sink: Sink | None = None, watermark: int = 0, replayed: int = 0
+    ) -> list[list[Obs]]:
         if not ops:
             return []
         out: list[list[Obs]] = [[] for _ in ops]
         decode = self._decode
         # the naive baseline: one round trip per rule, group and event
         plan = [[i] for i in range(len(ops))] if self.naive else plan_calls(ops, self._slot)
+        # a cluster's calls go by slot, out of op order: the sink waits for them all
+        streamed = sink if self._slot is None else None
 
         def answered(k: int, res: list[Any]) -> None:
             for i, raw in zip(plan[k], res, strict=True):
                 op = ops[i]
                 # most windows hold only the op's own observation (the script says 1)
                 out[i] = seen = [op.obs] if raw.__class__ is int else decode(op, raw)
-                if sink is not None:
-                    sink(i, seen)
+                if streamed is not None:
+                    streamed(i, seen)
 
         def call(idx: list[int]) -> tuple[list[str], list[Any]]:
             chunk = [ops[i] for i in idx]
             return [_first_key(op) for op in chunk], [
                 f"[{','.join([op_json(op) for op in chunk])}]",
                 MAX_READ,
+                watermark,
+                replayed,
             ]
 
         if self.naive:
@@ -487,6 +512,9 @@ class RedisState:
                 answered(k, (await self._run(self._apply, [call(idx)]))[0])
         else:
             await self._calls(self._apply, lambda: map(call, plan), answered)
+        if sink is not None and streamed is None:
+            for i, seen in enumerate(out):
+                sink(i, seen)
         return out
 
     async def claim(self, claims: list[Claim]) -> list[bool]:
@@ -541,15 +569,20 @@ class MemoryState:
         self.suppressed: dict[str, int] = {}
         self.round_trips = 0
 
-    async def apply(self, ops: list[Op], sink: Sink | None = None) -> list[list[Obs]]:
+    async def apply(
+        self, ops: list[Op], sink: Sink | None = None, watermark: int = 0, replayed: int = 0
+    ) -> list[list[Obs]]:
         if ops:
             self.round_trips += 1
         out: list[list[Obs]] = []
         for op in ops:
             if isinstance(op, WindowOp):
                 w = self.windows.setdefault(op.hash_key, {})
+                if op.obs.member in w and op.obs.t < replayed:
+                    out.append([op.obs])
+                    continue
                 w.setdefault(op.obs.member, op.obs)
-                newest = max(o.t for o in w.values())
+                newest = min(max(o.t for o in w.values()), watermark)
                 for m in [m for m, o in w.items() if o.t < newest - op.keep_ms]:
                     del w[m]
                 if op.neighbours:
@@ -565,8 +598,11 @@ class MemoryState:
                 out.append(near[:500])
             else:
                 g = self.geo.setdefault(op.geo_key, {})
+                if op.obs.member in g and op.obs.t < replayed:
+                    out.append([])
+                    continue
                 g.setdefault(op.obs.member, (op.obs, op.lat, op.lon, op.retain_until))
-                for m in [m for m, v in g.items() if v[3] < op.obs.t]:
+                for m in [m for m, v in g.items() if v[3] < min(op.obs.t, watermark)]:
                     del g[m]
                 found = [
                     (distance_m(op.lat, op.lon, la, lo), o)

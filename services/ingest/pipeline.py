@@ -179,6 +179,7 @@ def normalize(
         "contact": event.contact,
         "published_ms": source.timestamp_ms,
         "ingested_ms": int(now.timestamp() * 1000),
+        "source_partition": source.partition,
     }
 
 

@@ -210,7 +210,11 @@ async def test_scenario_through_ingest_and_correlate(
     rules_dir = tmp_path / "rules"
     shutil.copytree(DEFAULT_DIR, rules_dir)
     pipeline = make_pipeline(
-        extra_env={"VIGIE_RULES_DIR": str(rules_dir), "VIGIE_RULES_RELOAD_S": "0.3"}
+        extra_env={
+            "VIGIE_RULES_DIR": str(rules_dir),
+            "VIGIE_RULES_RELOAD_S": "0.3",
+            "VIGIE_IDLE_PARTITION_S": "1",  # the scenario's quiet streams stop counting
+        }
     )
     assert pipeline.stack is not None
     bootstrap, topics = pipeline.stack.bootstrap, pipeline.topics
@@ -239,10 +243,18 @@ async def test_scenario_through_ingest_and_correlate(
     assert len(normalised) == len(SCENARIO)
     await publish(bootstrap, lines)
     await produce(bootstrap, topics.events, [r.value for r in normalised])
-    # an undecodable event, and one later than the allowed lateness (7 days)
-    late = json.loads(normalised[0].value)
-    late.update(event_id="late-1", occurred_at="2026-11-01T00:00:00+00:00")
-    await produce(bootstrap, topics.events, [b"{not json", json.dumps(late).encode()])
+    # an undecodable event, and one too late for every rule that takes it (behind
+    # the watermark of its stream by more than the longest window, 180 days, plus
+    # the 7 days of lateness): an event carrying no entity sets its stream's clock
+    seizure = next(r.value for r in normalised if json.loads(r.value)["type"] == "seizure")
+    anchor = json.loads(seizure)
+    anchor.update(event_id="anchor-1", entities=[], location={}, source_partition=None)
+    late = json.loads(seizure)
+    late.update(event_id="late-1", occurred_at="2026-01-01T00:00:00+00:00", source_partition=None)
+    await produce(bootstrap, topics.events, [b"{not json"])
+    await produce(
+        bootstrap, topics.events, [json.dumps(x).encode() for x in (anchor, late)], key=b"late"
+    )
     late_records = await consume_all(bootstrap, topics.events_late, expect=1, settle=0.5)
     assert [json.loads(r.value)["event_id"] for r in late_records] == ["late-1"]
     dlq = await consume_all(bootstrap, topics.events_dlq, expect=1, settle=0.5)

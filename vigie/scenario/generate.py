@@ -224,6 +224,15 @@ class _Gen:
             if canonical and canonical not in self.used:
                 self.used.add(canonical)
                 return canonical, written
+        if kind in ("person", "organisation"):  # long scenarios: double-barrelled names
+            for _ in range(1000):
+                canonical, written = self._make(kind)
+                last = self.rng.choice(LAST)
+                written = written.replace(" ", f" {last}-", 1)
+                canonical = f"{kind}:{_fold(written)}"
+                if canonical not in self.used:
+                    self.used.add(canonical)
+                    return canonical, written
         raise ValueError(f"cannot find a fresh {kind}")
 
     def _make(self, kind: str) -> tuple[str, str]:

@@ -235,13 +235,18 @@ async def test_overlap_needs_time_space_and_two_agencies() -> None:
 
 
 async def test_late_events_are_set_aside() -> None:
+    """Too late only when older than every window that takes it (seizures: the
+    180-day laundering link is the longest) plus the lateness."""
     e = engine(lateness_days=2)
-    first = ev("a", "police", "seizure", T0 + 10 * DAY, entities={"phone": "A"})
-    late = ev("b", "douane", "seizure", T0, entities={"phone": "A"})
-    within = ev("c", "douane", "seizure", T0 + 9 * DAY, entities={"phone": "A"})
+    first = ev("a", "police", "seizure", T0 + 200 * DAY, entities={"phone": "A"})
+    # the same stream (agency, partition): police's event time is at 200 days
+    late = ev("b", "police", "seizure", T0, entities={"phone": "A"})
+    within = ev("c", "douane", "seizure", T0 + 170 * DAY, entities={"phone": "A"})
     assert not (await e.process([first])).alerts
-    outcome = await e.process([late, within])
-    assert [x.event_id for x in outcome.late] == ["b"]
+    assert [x.event_id for x in (await e.process([late])).late] == ["b"]
+    outcome = await e.process([within])
+    assert not outcome.late
+    # 30 days behind: too late for nothing; the 90-day deconfliction takes it
     assert [a.rule for a, _ in outcome.alerts] == ["target_deconfliction"]
 
 
