@@ -119,33 +119,25 @@ def alerts_list(
     show(answer, as_json, lines or ["no alerts"])
 
 
-def _act(action: str, alert_id: str, url: str, token_file: Path | None, as_json: bool) -> None:
-    answer = call("POST", url, f"/api/v1/alerts/{alert_id}/{action}", token_file, "alert")
-    show(
-        answer, as_json, [f"{answer['alertId']}  {answer['status']}  incident={answer['incident']}"]
-    )
+def _action(action: str, doc: str) -> None:
+    """Register ``vigie alerts <action> ALERT_ID``."""
+
+    def command(
+        alert_id: Annotated[str, typer.Argument(help="the alert's id")],
+        url: Url = DEFAULT_URL,
+        token_file: TokenFile = None,
+        as_json: AsJson = False,
+    ) -> None:
+        answer = call("POST", url, f"/api/v1/alerts/{alert_id}/{action}", token_file, "alert")
+        line = f"{answer['alertId']}  {answer['status']}  incident={answer['incident']}"
+        show(answer, as_json, [line])
+
+    command.__doc__ = doc
+    alerts_app.command(action)(command)
 
 
-@alerts_app.command("ack")
-def alerts_ack(
-    alert_id: Annotated[str, typer.Argument(help="the alert's id")],
-    url: Url = DEFAULT_URL,
-    token_file: TokenFile = None,
-    as_json: AsJson = False,
-) -> None:
-    """Acknowledge the alert's open incident (stops its escalation)."""
-    _act("ack", alert_id, url, token_file, as_json)
-
-
-@alerts_app.command("resolve")
-def alerts_resolve(
-    alert_id: Annotated[str, typer.Argument(help="the alert's id")],
-    url: Url = DEFAULT_URL,
-    token_file: TokenFile = None,
-    as_json: AsJson = False,
-) -> None:
-    """Resolve the alert's incident by hand."""
-    _act("resolve", alert_id, url, token_file, as_json)
+_action("ack", "Acknowledge the alert's open incident (stops its escalation).")
+_action("resolve", "Resolve the alert's incident by hand.")
 
 
 @silences_app.command("list")

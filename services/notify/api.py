@@ -117,12 +117,17 @@ async def body_of(request: web.Request, model: type[M]) -> M | web.Response:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(x) for x in first["loc"]) or "body"
-        msg = first["msg"]
-        if first["type"] == "string_pattern_mismatch":
-            msg = 'not a label matcher such as rule="x"'
-        return error(400, f"{where}: {msg}"[:300])
+        return error(400, validation_line(exc))
+
+
+def validation_line(exc: ValidationError) -> str:
+    """The first error of ``exc`` as one line: ``field: reason``."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(x) for x in first["loc"]) or "body"
+    msg = first["msg"]
+    if first["type"] == "string_pattern_mismatch":
+        msg = 'not a label matcher such as rule="x"'
+    return f"{where}: {msg}"[:300]
 
 
 def register(app: faust.App, dispatcher: Dispatcher, token_index: dict[str, str]) -> None:

@@ -253,12 +253,7 @@ class Console:
 
 def one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(x) for x in first["loc"])
-        msg = first["msg"]
-        if first["type"] == "string_pattern_mismatch":
-            msg = 'not a label matcher such as rule="x"'
-        return f"{where}: {msg}"[:300]
+        return api.validation_line(exc)
     return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
 
 
