@@ -88,7 +88,7 @@ class Context:
             log.exception("audit records not written", extra={"records": len(records)})
 
 
-@dataclass
+@dataclass(slots=True)
 class Group:
     """A leased group, read from the store (or just recorded)."""
 
@@ -97,7 +97,7 @@ class Group:
     alerts: Alerts
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One group's notification, being flushed."""
 
@@ -111,7 +111,7 @@ class Job:
     ver: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Flush:
     """A flush batch, as the stages fill it."""
 

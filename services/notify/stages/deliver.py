@@ -37,7 +37,7 @@ def _record(cell: Cell, kind: str, n: Notification, outcome: str, **extra: Any) 
     return {"kind": "delivery", "receiver": cell.id, "channel": kind, "outcome": outcome, **extra}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Send:
     """One notification to send on one channel of ``cell``: its notification log
     ``key`` and repeat interval ``ttl``; ``alerts`` for the latency metrics; with

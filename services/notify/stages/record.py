@@ -23,7 +23,7 @@ from services.notify.store.base import Added, GroupAdd
 from shared.models import Alert
 
 
-@dataclass
+@dataclass(slots=True)
 class _Adds:
     """A group's updates in one batch: (alert id, member) pairs, flat, in order."""
 

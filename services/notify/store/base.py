@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from services.notify.silence import Silence
 from shared.models import Alert
@@ -21,8 +21,7 @@ Held = dict[str, dict[str, float]]
 Timers = dict[str, float]
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(NamedTuple):
     """A notification log claim: ``key``, the claimer's clock, expiry, repeat interval."""
 
     key: str
@@ -31,7 +30,7 @@ class Claim:
     repeat_s: float
 
 
-@dataclass
+@dataclass(slots=True)
 class GroupAdd:
     """A group's updates of one batch: (alert id, member JSON) pairs, flat, in
     order; ``claims``: the notification log keys to claim if the group is new."""
@@ -43,8 +42,7 @@ class GroupAdd:
     claims: list[Claim] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Added:
+class Added(NamedTuple):
     """What :meth:`NotifyStore.add_to_groups` did to one group."""
 
     new: bool
@@ -53,8 +51,7 @@ class Added:
     claims: list[str]
 
 
-@dataclass(frozen=True)
-class Due:
+class Due(NamedTuple):
     """What :meth:`NotifyStore.lease_due` leased, and the earliest timer left."""
 
     groups: list[str]
