@@ -18,6 +18,7 @@ import secrets
 from urllib.parse import quote
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from services.notify import api
 from services.notify.console.assets import dsfr_dist
@@ -117,31 +118,44 @@ class Entry:
             }
         )
         await resp.prepare(request)
-        d, k = self.c.d, self.c.d.keys
-        index = k.tagged(f"c:{s.cell}", "alerts")
-        loop = asyncio.get_running_loop()
-        seen, sent_html, refresh_at = None, None, 0.0
-        await resp.write(b"retry: 1000\n\n")
-        while not request.transport or not request.transport.is_closing():
-            async with d.redis.pipeline(transaction=False) as p:
-                p.zcard(index)
-                p.zrevrange(index, 0, 0, withscores=True)
-                p.exists(self.c.sessions._key(s.sid_digest))
-                size, top, alive = await p.execute()
-            if not alive:
-                await resp.write(b"event: signedout\ndata: {}\n\n")
-                break
-            now = loop.time()
-            if (size, top) != seen or now >= refresh_at:
-                seen, refresh_at = (size, top), now + REFRESH_S
-                html = self.c.rows_html(request, s, await self.c.rows(s.cell, dept))
-                digest = hashlib.sha256(html.encode()).hexdigest()
-                if digest != sent_html:
-                    sent_html = digest
-                    data = json.dumps({"html": html})
-                    await resp.write(f"event: rows\ndata: {data}\n\n".encode())
-            await asyncio.sleep(WATCH_S)
+        try:
+            await resp.write(b"retry: 1000\n\n")
+            await self._push(request, resp, s, dept)
+        except ConnectionError:  # the page went away
+            pass
         return resp
+
+    async def _push(
+        self, request: web.Request, resp: web.StreamResponse, s: Session, dept: str | None
+    ) -> None:
+        """Send the rows whenever they change, until the page or the session goes.
+        Redis errors: an ``unavailable`` event, then the next look a second later."""
+        index = self.c.d.keys.tagged(f"c:{s.cell}", "alerts")
+        loop = asyncio.get_running_loop()
+        seen: object = None
+        sent, refresh_at = "", 0.0
+        while request.transport is not None and not request.transport.is_closing():
+            try:
+                async with self.c.d.redis.pipeline(transaction=False) as p:
+                    p.zcard(index)
+                    p.zrevrange(index, 0, 0, withscores=True)
+                    p.exists(self.c.sessions.key_of(s))
+                    size, top, alive = await p.execute()
+                if not alive:
+                    await resp.write(b"event: signedout\ndata: {}\n\n")
+                    return
+                if (size, top) != seen or loop.time() >= refresh_at:
+                    seen, refresh_at = (size, top), loop.time() + REFRESH_S
+                    html = self.c.rows_html(request, s, await self.c.rows(s.cell, dept))
+                    digest = hashlib.sha256(html.encode()).hexdigest()
+                    if digest != sent:
+                        sent = digest
+                        data = json.dumps({"html": html})
+                        await resp.write(f"event: rows\ndata: {data}\n\n".encode())
+            except RedisError:
+                await resp.write(b"event: unavailable\ndata: {}\n\n")
+                await asyncio.sleep(1.0)
+            await asyncio.sleep(WATCH_S)
 
 
 def translate_bad(request: web.Request, console: Console) -> str:

@@ -81,6 +81,10 @@ class Sessions:
         d = json.loads(raw)
         return Session(str(d["cell"]), str(d["csrf"]), digest)
 
+    def key_of(self, s: Session) -> str:
+        """The Redis key of the session (gone once it expires or is signed out)."""
+        return self._key(s.sid_digest)
+
     async def close(self, s: Session) -> None:
         await self.redis.delete(self._key(s.sid_digest))
 

@@ -33,6 +33,10 @@
       body.dataset.version = String(Number(body.dataset.version || "0") + 1);
       tick();
     });
+    source.addEventListener("signedout", function () {
+      source.close();
+      window.location.reload(); // the server sends the sign-in page
+    });
     source.addEventListener("open", function () { if (status) status.dataset.live = "on"; });
     source.addEventListener("error", function () { if (status) status.dataset.live = "off"; });
   }
