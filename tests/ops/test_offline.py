@@ -32,6 +32,7 @@ import yaml
 
 from shared.topics import Topics
 from tests.ops.metricsdoc import ROOT, documented
+from tests.ops.strimzi import STRIMZI_SPECS
 
 DEPLOY = ROOT / "deploy" / "k8s"
 TARGETS = {
@@ -260,6 +261,9 @@ _CRD_SPECS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+_CRD_SPECS.update(STRIMZI_SPECS)
 
 
 def test_manifests_validate_against_kubernetes_schemas(rendered: dict[str, Path]) -> None:
