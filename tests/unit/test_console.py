@@ -15,7 +15,7 @@ from services.notify.console.mapdata import OVERSEAS, outlines
 from services.notify.console.resources import SilenceIn
 from services.notify.console.views import CATALOGUE, map_level, translate
 
-TEMPLATES = Path("services/notify/console/templates")
+TEMPLATES = Path(__file__).resolve().parents[2] / "services/notify/console/templates"
 
 
 def test_every_string_the_templates_use_is_in_the_catalogue_in_both_languages() -> None:
