@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -95,7 +95,9 @@ def test_a_published_alert_appears_live(
     expect(row).to_be_visible()
     held = row.locator("time.age").get_attribute("datetime") or ""
     lag = page.evaluate("() => window.seenAt") / 1000 - datetime.fromisoformat(held).timestamp()
-    print(f"alert on the page {lag:.3f} s after notify held it for the cell")  # reported, not asserted
+    print(
+        f"alert on the page {lag:.3f} s after notify held it for the cell"
+    )  # reported, not asserted
     expect(row).to_contain_text("13")
     expect(row).to_contain_text("douane, police")
     expect(row.locator("time.countdown")).to_be_visible()  # escalation armed
@@ -230,3 +232,25 @@ def test_axe_finds_no_serious_violation_on_any_page(
         po.screenshot(screenshots, f"console-{name}")
     (screenshots / "axe.json").write_text(json.dumps(results, indent=1))
     assert all(v == [] for v in results.values()), results
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_session_cookie_is_secure_behind_tls(base: str, tls: bool) -> None:
+    """Behind the TLS-terminating ingress (X-Forwarded-Proto: https) the cookie is Secure."""
+    headers = {"X-Forwarded-Proto": "https"} if tls else {}
+    with httpx.Client(headers=headers, timeout=10) as c:
+        form = c.get(f"{base}/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        # a Secure cookie is not sent back over plain HTTP: hand it back as the
+        # browser would behind the ingress
+        login_cookie = form.cookies["vigie_login_csrf"]
+        r = c.post(
+            f"{base}/login",
+            data={"csrf": csrf.group(1), "token": TOKENS["dept-13"], "next": "/console/alerts"},
+            headers={"Cookie": f"vigie_login_csrf={login_cookie}"},
+        )
+        assert r.status_code == 303
+        cookie = next(v for v in r.headers.get_list("set-cookie") if "vigie_session=" in v)
+        assert ("; Secure" in cookie) is tls
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=" in cookie
