@@ -7,9 +7,10 @@
   the stats pages reveal internal state without authentication);
 * ``/metrics`` (Prometheus: Faust's sensor plus the service's own metrics, on the
   registry given), ``/livez`` and ``/readyz`` (see :class:`Health`);
-* ``fetch_max_wait_ms`` taken from the settings (see :func:`_patch_fetch_wait`);
+* ``fetch_max_wait_ms`` taken from the settings
+  (:func:`shared.faust_compat.patch_fetch_wait`);
 * producers with ``acks=all`` and, unless ``VIGIE_KAFKA_IDEMPOTENCE=false``,
-  idempotence (see :func:`_patch_idempotence`);
+  idempotence (:func:`shared.faust_compat.patch_idempotence`);
 * the broker credentials of ``VIGIE_KAFKA_SECURITY_PROTOCOL`` and friends
   (:func:`shared.kafkaauth.faust_credentials`) for every client of the app;
 * no topic declaration by Faust: the topics exist before a worker starts
@@ -32,17 +33,22 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import faust
 import mode
 from aiokafka.client import AIOKafkaClient
-from faust.sensors.monitor import Monitor
-from faust.sensors.prometheus import PrometheusMonitor, setup_prometheus_sensors
-from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, Gauge
 
+from shared.faust_compat import (
+    CachedPrometheusMonitor,
+    monitor_metrics,
+    patch_commit_guard,
+    patch_fetch_wait,
+    patch_idempotence,
+)
 from shared.kafka import KeyPartitioner
 from shared.kafkaauth import client_options, faust_credentials
 from shared.logs import JsonFormatter
@@ -50,104 +56,10 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Apps that asked for a fetch wait, by consumer group id (see _patch_fetch_wait).
+#: Apps that asked for a fetch wait, by consumer group id (see patch_fetch_wait).
 _FETCH_WAIT_MS: dict[str, int] = {}
-#: Apps whose producer is idempotent, by app id (see _patch_idempotence).
+#: Apps whose producer is idempotent, by app id (see patch_idempotence).
 _IDEMPOTENT: set[str] = set()
-
-
-def _patch_idempotence() -> None:
-    """Make Faust's producer idempotent for Vigie's apps.
-
-    Faust 0.15 asks aiokafka for ``enable_idempotence`` only inside
-    transactions; the patch adds it (with ``acks=all``, which it requires) to
-    the producer settings of every app in :data:`_IDEMPOTENT`, so a producer's
-    own retries after a lost acknowledgement (a broker failing over) never
-    write a record twice.
-    """
-    producer_cls = faust_aiokafka.Producer
-    if getattr(producer_cls, "_vigie_patched", False):
-        return
-    original = producer_cls._settings_extra
-
-    def _settings_extra(self: Any) -> Any:
-        extra = dict(original(self))
-        if self.app.conf.id in _IDEMPOTENT:
-            extra.update(acks="all", enable_idempotence=True)
-        return extra
-
-    producer_cls._settings_extra = _settings_extra  # type: ignore[method-assign]
-    setattr(producer_cls, "_vigie_patched", True)  # noqa: B010
-
-
-def _patch_fetch_wait() -> None:
-    """Make Faust's hard-coded ``fetch_max_wait_ms=1500`` a setting.
-
-    Faust 0.15 passes 1500 ms to aiokafka for every worker consumer. Tansu (the
-    local broker) holds each fetch that long even when records are waiting, so
-    every hop could add up to 1.5 s. The patch wraps the consumer factory and
-    sets aiokafka's ``_fetch_max_wait_ms`` (read when the consumer starts) to
-    ``VIGIE_FETCH_MAX_WAIT_MS`` for Vigie's apps. Apache Kafka answers as soon
-    as data is there, so production may keep a larger value.
-    """
-    thread_cls = faust_aiokafka.AIOKafkaConsumerThread
-    if getattr(thread_cls, "_vigie_patched", False):
-        return
-    original = thread_cls._create_worker_consumer
-
-    def _create_worker_consumer(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        wait = _FETCH_WAIT_MS.get(self.app.conf.id)
-        if wait is not None:
-            consumer._fetch_max_wait_ms = wait
-        return consumer
-
-    thread_cls._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
-    setattr(thread_cls, "_vigie_patched", True)  # noqa: B010
-
-
-class _PrometheusMonitor(PrometheusMonitor):  # type: ignore[misc]
-    """Faust's Prometheus monitor, with its per-message label lookups cached.
-
-    The same metrics, the same values; Faust's own class looks up labelled
-    children (and normalises the stream's label with regular expressions) for
-    every message and every event.
-    """
-
-    def __init__(self, metrics: Any, **kwargs: Any) -> None:
-        super().__init__(metrics, **kwargs)
-        self._by_topic: dict[str, Any] = {}
-        self._by_tp: dict[Any, Any] = {}
-        self._by_stream: dict[int, Any] = {}
-
-    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
-        Monitor.on_message_in(self, tp, offset, message)
-        m = self._metrics
-        m.messages_received.inc()
-        m.active_messages.inc()
-        topic = self._by_topic.get(tp.topic)
-        if topic is None:
-            topic = self._by_topic[tp.topic] = m.messages_received_per_topics.labels(topic=tp.topic)
-        topic.inc()
-        part = self._by_tp.get(tp)
-        if part is None:
-            part = self._by_tp[tp] = m.messages_received_per_topics_partition.labels(
-                topic=tp.topic, partition=tp.partition
-            )
-        part.set(offset)
-
-    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
-        state = Monitor.on_stream_event_in(self, tp, offset, stream, event)
-        m = self._metrics
-        m.total_events.inc()
-        m.total_active_events.inc()
-        child = self._by_stream.get(id(stream))
-        if child is None:
-            child = self._by_stream[id(stream)] = m.total_events_per_stream.labels(
-                stream=f"stream.{self._stream_label(stream)}.events"
-            )
-        child.inc()
-        return state
 
 
 class Health:
@@ -284,8 +196,9 @@ def create_app(
     Prometheus registry served on ``/metrics`` (Faust's sensor is registered
     on it too); pass a fresh one per app in tests, the global one in workers.
     """
-    _patch_fetch_wait()
-    _patch_idempotence()
+    patch_fetch_wait(_FETCH_WAIT_MS)
+    patch_idempotence(_IDEMPOTENT)
+    patch_commit_guard()  # never commit past a held message (faust-streaming #606)
     app_id = settings.consumer_group or f"{settings.topic_prefix}vigie-{service}"
     conf: dict[str, Any] = {
         "broker": [f"kafka://{h}" for h in settings.bootstrap_servers],
@@ -324,7 +237,7 @@ def create_app(
     setup_prometheus_sensors(
         app, pattern="/metrics", registry=registry, name_prefix=f"vigie_{service}_faust"
     )
-    app.monitor = _PrometheusMonitor(metrics=cast(Any, app.monitor)._metrics)
+    app.monitor = CachedPrometheusMonitor(metrics=monitor_metrics(app.monitor))
     health = Health(
         app, settings.bootstrap_servers, registry=registry, options=client_options(settings)
     )
@@ -390,6 +303,7 @@ class _Worker(faust.Worker):  # type: ignore[misc]
         self._vigie_watchdog: threading.Timer | None = None
         super().__init__(*args, **kwargs)
 
+    # mode's private signal handler (listed in shared.faust_compat.PRIVATE)
     def _schedule_shutdown(self, signum: signal.Signals) -> None:
         """Stop gracefully, but never for longer than the shutdown timeout.
 

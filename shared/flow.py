@@ -26,8 +26,10 @@ time, in the order of ``put``, so outputs keep their order. ``put`` waits
 while more than ``max_pending`` events are held (back-pressure). ``flush``
 must handle its own errors (dead-letter...); if it raises anyway, the error is
 logged and the batch's acks are *not* released (the events are redelivered
-after a restart or rebalance). During a rebalance, or for a partition no longer
-assigned, acks are not released either: the new owner reads those events again.
+after a restart or rebalance), and the consumer commits no offset past them
+(Faust alone would skip one: :func:`shared.faust_compat.patch_commit_guard`).
+During a rebalance, or for a partition no longer assigned, acks are not
+released either: the new owner reads those events again.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 import faust
+
+from shared.faust_compat import drain_passively, remove_processor, stream_out_hooks
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,8 @@ class GroupFlusher(Generic[W]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        #: Messages of failed flushes: never acked, held until the worker stops.
+        self._failed: list[Any] = []
 
     @property
     def held(self) -> int:
@@ -145,6 +151,10 @@ class GroupFlusher(Generic[W]):
                     on_out(msg.tp, msg.offset, msg)
             else:
                 msg.decref()  # not acked: read again by whoever owns the partition
+                if not ack:
+                    # kept referenced: the consumer's in-flight set (weak) keeps
+                    # seeing it, so no commit passes it (shared.faust_compat)
+                    self._failed.append(msg)
 
 
 #: How long a lingering batch waits for its next event before it goes (seconds).
@@ -246,11 +256,11 @@ async def take_batches(
         return value
 
     behind = _lag_checker(s.app)
-    on_event_out, on_message_out = s._on_stream_event_out, s._on_message_out
+    on_event_out, on_message_out = stream_out_hooks(s)
     enable_acks = s.enable_acks
     s.enable_acks = False  # acked here, once processed
     s.add_processor(add_to_buffer)
-    s._enable_passive(cast(Any, aiter(s.channel)))
+    drain_passively(s)
     try:
         loop = asyncio.get_running_loop()
         idle = float("inf")  # how long the stream was empty before this batch
@@ -282,4 +292,4 @@ async def take_batches(
                         on_message_out(msg.tp, msg.offset, msg)
     finally:
         s.enable_acks = enable_acks
-        s._processors.remove(add_to_buffer)
+        remove_processor(s, add_to_buffer)

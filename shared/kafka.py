@@ -25,6 +25,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 
+from shared.faust_compat import broker_count, partition_of, started_producer, wait_for_metadata
+
 
 class BrokerUnreachable(ConnectionError):
     """The broker did not answer; the message is one line naming the address."""
@@ -92,7 +94,7 @@ async def ensure_topics(
         existing = set(await asyncio.wait_for(admin.list_topics(), timeout))
         missing = [n for n in dict.fromkeys(names) if n not in existing]
         if missing:
-            brokers = len(admin._client.cluster.brokers()) or 1
+            brokers = broker_count(admin)
             rf = max(1, min(replication, brokers))
             configs = {"min.insync.replicas": str(min(min_insync, rf))} if rf > 1 else {}
             new = [NewTopic(n, partitions, rf, topic_configs=configs) for n in missing]
@@ -186,17 +188,15 @@ class BatchSender:
     def _producer(self) -> AIOKafkaProducer:
         if isinstance(self.source, AIOKafkaProducer):
             return self.source
-        # Faust's aiokafka driver keeps the AIOKafkaProducer it started here.
-        producer = cast(Any, self.source.producer)._ensure_producer()
-        return cast(AIOKafkaProducer, producer)
+        return started_producer(self.source)
 
     async def send(self, topic: str, records: Iterable[Record]) -> int:
         """Publish ``records`` to ``topic``; return how many, once all are delivered."""
         producer = self._producer()
         by_partition: dict[int, list[Record]] = {}
-        await producer.client._wait_on_metadata(topic)
+        await wait_for_metadata(producer, topic)
         for rec in records:
-            part = producer._partition(topic, None, None, None, rec[0], rec[1])
+            part = partition_of(producer, topic, rec[0], rec[1])
             by_partition.setdefault(part, []).append(rec)
         futures = []
         count = 0

@@ -8,7 +8,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
-from shared.app import _PrometheusMonitor
+from shared.faust_compat import CachedPrometheusMonitor
 
 
 class _Obj:
@@ -42,6 +42,6 @@ def _exposed(cls: type) -> list[str]:
 
 
 def test_same_metrics_as_faust() -> None:
-    ours, theirs = _exposed(_PrometheusMonitor), _exposed(PrometheusMonitor)
+    ours, theirs = _exposed(CachedPrometheusMonitor), _exposed(PrometheusMonitor)
     assert ours == theirs
     assert any('x_messages_received_per_topic_total{topic="topic-1"} 17.0' in ln for ln in ours)
