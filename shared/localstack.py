@@ -53,6 +53,11 @@ if TYPE_CHECKING:
 BROKERS = ("tansu", "kafka")
 
 
+def local_broker() -> str:
+    """The local broker asked for: ``VIGIE_LOCAL_BROKER``, else ``tansu``."""
+    return os.environ.get("VIGIE_LOCAL_BROKER") or "tansu"
+
+
 class LocalStackError(RuntimeError):
     """The local stack could not start; the message is one line."""
 
@@ -198,7 +203,7 @@ class LocalStack:
     start_timeout: float = 20.0
     use_env_redis: bool = True
     #: ``tansu`` or ``kafka`` (default: ``VIGIE_LOCAL_BROKER``, else ``tansu``).
-    broker: str = field(default_factory=lambda: os.environ.get("VIGIE_LOCAL_BROKER") or "tansu")
+    broker: str = field(default_factory=local_broker)
     #: Kafka only: a SASL_SSL listener with ACLs besides the plaintext one.
     kafka_security: ClusterSecurity | None = None
     bootstrap: str = ""

@@ -50,7 +50,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import ensure_topics
-from shared.localstack import LocalStack, free_port
+from shared.localstack import LocalStack, free_port, local_broker
 from shared.models import AXIS_OF_TYPE
 from shared.redis import create_redis
 from shared.topics import Topics
@@ -292,6 +292,7 @@ def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vigie-bench-correlate-"))
     result: dict[str, Any] = {
         "bench": "correlate",
+        "broker": local_broker(),
         "events": opts.events,
         "workers": 1,
         "rounds": rounds,

@@ -51,13 +51,22 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 
 from shared.kafka import ensure_topics
-from shared.localstack import LocalStack
+from shared.localstack import LocalStack, local_broker
 from shared.topics import AGENCIES
 from vigie.stack import Pipeline
 
 PAIRS = list(itertools.combinations(AGENCIES, 2))
 BACKGROUND_AGENCIES = ("police", "gendarmerie", "douane", "marine", "justice", "ofast")
 P99_TARGET_MS = 100.0
+
+
+def acks() -> int | str:
+    """The agencies' producer and the raw hop: ``all`` on Apache Kafka (what the
+    services and a production agency use: two replicas written), the leader's
+    acknowledgement on Tansu (one broker)."""
+    return "all" if local_broker() == "kafka" else 1
+
+
 _PAIRS = 0  # pairs used so far in this process (each pair gets its own place)
 _LETTERS = "ABCDEFGHJKLMNPQRSTVWXYZ"
 
@@ -173,7 +182,7 @@ class Stream:
     async def publish(self, bootstrap: str, topic_of: Any) -> None:
         """Publish at ``rate``, in ticks of 10 ms; completing events are timestamped."""
         events = self.events()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=acks())
         await producer.start()
         try:
             t0 = time.monotonic()
@@ -308,7 +317,7 @@ async def raw_hop(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, fetch_max_wait_ms=10, auto_offset_reset="earliest"
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=acks())
     await consumer.start()
     await producer.start()
     n = int(rate * seconds)
@@ -361,6 +370,7 @@ async def bench(ns: argparse.Namespace, log: Console) -> dict[str, Any]:
     routing.write_text(yaml.safe_dump(ungrouped(doc)))
     result: dict[str, Any] = {
         "bench": "e2e",
+        "broker": local_broker(),
         "rule": "operation_deconfliction",
         "routing": "shipped timers, group_by ['...']",
         "critical_group_wait": critical_group_wait(doc),

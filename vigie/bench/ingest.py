@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.kafka import ensure_topics
-from shared.localstack import LocalStack, free_port, spawn
+from shared.localstack import LocalStack, free_port, local_broker, spawn
 from shared.topics import AGENCIES, Topics
 from vigie.bench.measure import cpu_seconds, next_poll
 from vigie.stack import ServiceProcess
@@ -421,6 +421,7 @@ def run(events: int, partitions: int, timeout: float, rounds: int = 3) -> dict[s
         ing_n = m.get("vigie_ingest_consumed_total", 0)
         return {
             "bench": "ingest",
+            "broker": local_broker(),
             "events": events,
             "partitions": partitions,
             "rounds": rounds,

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio.cluster import RedisCluster
 
 from shared.kafka import ensure_topics
-from shared.localstack import LocalStack, free_port, spawn
+from shared.localstack import LocalStack, free_port, local_broker, spawn
 from shared.redis import create_redis, is_cluster
 from vigie.bench.measure import cpu_seconds
 from vigie.receiver import WebhookReceiver
@@ -327,6 +327,7 @@ def cli(args: list[str], json_out: bool, out: Any, err: Any) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="vigie-bench-notify-"))
     result: dict[str, Any] = {
         "bench": "notify",
+        "broker": local_broker(),
         "alerts": opts.alerts,
         "rate": opts.rate,
         "fetch_wait_ms": opts.fetch_wait_ms,

@@ -30,7 +30,7 @@ import httpx
 from rich.console import Console
 
 from shared.kafka import ensure_topics
-from shared.localstack import LocalStack, free_port
+from shared.localstack import LocalStack, free_port, local_broker
 from shared.redis import create_redis
 from shared.topics import Topics
 from vigie.bench.correlate import _metrics, _produce, make_events
@@ -129,7 +129,12 @@ def cli(args: list[str], json_out: bool, out: Console, err: Console) -> int:
         return 2
     events = make_events(ns.events)
     workdir = Path(tempfile.mkdtemp(prefix="vigie-bench-scale-"))
-    result: dict[str, Any] = {"bench": "scale", "partitions": PARTITIONS, "cpus": os.cpu_count()}
+    result: dict[str, Any] = {
+        "bench": "scale",
+        "broker": local_broker(),
+        "partitions": PARTITIONS,
+        "cpus": os.cpu_count(),
+    }
     with LocalStack(workdir=workdir / "stack") as stack:
         one = asyncio.run(run_workers(stack, workdir, 1, events, ns.timeout))
         two = asyncio.run(run_workers(stack, workdir, 2, events, ns.timeout))
