@@ -254,3 +254,17 @@ def test_session_cookie_is_secure_behind_tls(base: str, tls: bool) -> None:
         cookie = next(v for v in r.headers.get_list("set-cookie") if "vigie_session=" in v)
         assert ("; Secure" in cookie) is tls
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=" in cookie
+
+
+def test_alert_above_the_cells_clearance_is_a_pointer(
+    page: Page, base: str, publish: Publish
+) -> None:
+    """Need-to-know as in the channels: no summary detail, no evidence, whom to call."""
+    publish(alert(801, handling="secret"))
+    sign_in(page, base)
+    detail = AlertDetailPage(page, base, "al00801")
+    expect(AlertsPage(page, base).goto().row("al00801")).to_be_visible()
+    detail.goto()
+    expect(page.locator("#redacted")).to_contain_text("antenne-marseille")
+    expect(page.locator("main")).not_to_contain_text("DNRED-801")
+    expect(page.locator("#summary")).not_to_contain_text("douane")
