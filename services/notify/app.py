@@ -82,6 +82,56 @@ def delivery_config(settings: NotifySettings, smtp_password: str | None) -> Deli
     )
 
 
+class _Trail:
+    """The audit trail and the DLQ on Kafka. :meth:`many` buffers records that
+    :meth:`writer` publishes in one produce for whatever piled up while the
+    previous one was on its way (flush batches are small when alerts are few;
+    Faust's per-message send costs more than a record here)."""
+
+    def __init__(self, app: faust.App, topics: Topics) -> None:
+        self.topics = topics
+        self.audit_out = app.topic(
+            topics.notifications, value_serializer="raw", key_serializer="raw"
+        )
+        self.dlq_out = app.topic(
+            topics.notifications_dlq, value_serializer="raw", key_serializer="raw"
+        )
+        self.sender = BatchSender(app)
+        self.buffer: list[Record] = []
+        self.ready = asyncio.Event()
+
+    async def one(self, record: dict[str, Any]) -> None:
+        record = {"at_ms": int(time.time() * 1000), **record}
+        await self.audit_out.send(value=json.dumps(record, default=str).encode())
+
+    async def dlq(self, record: dict[str, Any]) -> None:
+        await self.dlq_out.send(value=json.dumps(record, default=str).encode())
+
+    async def many(self, records: list[dict[str, Any]]) -> None:
+        at = int(time.time() * 1000)
+        self.buffer.extend(
+            (None, json.dumps({"at_ms": at, **r}, default=str).encode(), None) for r in records
+        )
+        self.ready.set()
+
+    async def flush(self) -> None:
+        """Publish what is buffered."""
+        records = self.buffer[:]
+        self.buffer.clear()
+        self.ready.clear()
+        if records:
+            await self.sender.send(self.topics.notifications, records)
+
+    async def writer(self) -> None:
+        while True:
+            await self.ready.wait()
+            try:
+                await self.flush()
+            except Exception:  # the producer already retried
+                log.exception("audit records not written")
+                await asyncio.sleep(1.0)
+
+
 def build(
     settings: NotifySettings, registry: CollectorRegistry = REGISTRY
 ) -> tuple[faust.App, Health]:
@@ -106,51 +156,10 @@ def build(
 
     app, health = create_app("notify", settings, registry)
     topics = Topics(settings.topic_prefix)
-    metrics = NotifyMetrics(registry)
     alerts_in = app.topic(topics.alerts, value_serializer="raw", key_serializer="raw")
-    audit_out = app.topic(topics.notifications, value_serializer="raw", key_serializer="raw")
-    dlq_out = app.topic(topics.notifications_dlq, value_serializer="raw", key_serializer="raw")
+    trail = _Trail(app, topics)
     redis = create_redis(settings.redis_url, settings.redis_pool_size)
     health.add_check("redis", redis.ping)
-
-    async def audit(record: dict[str, Any]) -> None:
-        record = {"at_ms": int(time.time() * 1000), **record}
-        await audit_out.send(value=json.dumps(record, default=str).encode())
-
-    async def dlq(record: dict[str, Any]) -> None:
-        await dlq_out.send(value=json.dumps(record, default=str).encode())
-
-    sender = BatchSender(app)
-    audit_buffer: list[Record] = []
-    audit_ready = asyncio.Event()
-
-    async def audit_many(records: list[dict[str, Any]]) -> None:
-        # Buffered, published by _audit_writer: one produce for whatever piled up
-        # while the previous one was on its way (flush batches are small when
-        # alerts are few; Faust's per-message send costs more than a record here).
-        at = int(time.time() * 1000)
-        audit_buffer.extend(
-            (None, json.dumps({"at_ms": at, **r}, default=str).encode(), None) for r in records
-        )
-        audit_ready.set()
-
-    async def write_audit() -> None:
-        records = audit_buffer[:]
-        audit_buffer.clear()
-        audit_ready.clear()
-        if records:
-            await sender.send(topics.notifications, records)
-
-    @app.task  # type: ignore[misc,untyped-decorator]
-    async def _audit_writer() -> None:
-        while True:
-            await audit_ready.wait()
-            try:
-                await write_audit()
-            except Exception:  # the producer already retried
-                log.exception("audit records not written")
-                await asyncio.sleep(1.0)
-
     dispatcher = Dispatcher(
         redis,
         Keys(settings.redis_prefix),
@@ -158,84 +167,96 @@ def build(
         cells,
         secrets,
         delivery_config(settings, secrets.smtp_password),
-        metrics,
-        audit,
-        dlq,
-        audit_many=audit_many,
+        NotifyMetrics(registry),
+        trail.one,
+        trail.dlq,
+        audit_many=trail.many,
     )
     api.register(app, dispatcher, secrets.token_index())
 
     async def _close() -> None:
         await dispatcher.close()
         with contextlib.suppress(Exception):  # what the last flushes audited
-            await write_audit()
+            await trail.flush()
         await redis.aclose()
 
     on_stop(app, _close)
 
     @app.task  # type: ignore[misc,untyped-decorator]
+    async def _audit_writer() -> None:
+        await trail.writer()
+
+    @app.task  # type: ignore[misc,untyped-decorator]
     async def _flusher() -> None:
         await dispatcher.run()
 
-    sighup = asyncio.Event()
-
     @app.task  # type: ignore[misc,untyped-decorator]
     async def _watch_config() -> None:
-        # not on the main thread (tests): no SIGHUP, the file watch still works
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, sighup.set)
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(settings.notify_reload_s):
-                    await sighup.wait()
-            force = sighup.is_set()
-            sighup.clear()
-            if reloader.maybe_reload(force):
-                dispatcher.apply(reloader.routing, reloader.cells)
+        await _watch(reloader, dispatcher, settings.notify_reload_s)
 
     @app.agent(alerts_in, name="notify")
     async def notify(stream: faust.StreamT[Any]) -> None:
-        # Natural batching: a batch is whatever arrived while the previous one was
-        # being recorded (nothing waits for a timer when alerts are few; batches
-        # grow with the load, up to notify_batch_max). Acks are manual, in order,
-        # once the batch is in Redis: an alert is acked only once it is safe.
-        manual = stream.noack()  # type: ignore[attr-defined]
-        pending: list[Any] = []
-        arrived = asyncio.Event()
-        room = asyncio.Event()
-        room.set()
-
-        async def batcher() -> None:
-            loop = asyncio.get_running_loop()
-            while True:
-                await arrived.wait()
-                # Alerts still coming in: let the batch grow while it does (a
-                # little): the per-batch round trips are then shared.
-                until, seen = loop.time() + LINGER_S, 0
-                while seen < len(pending) < settings.notify_batch_max and loop.time() < until:
-                    seen = len(pending)
-                    await asyncio.sleep(LINGER_STEP_S)
-                batch = pending[:]
-                pending.clear()
-                arrived.clear()
-                room.set()
-                # handle() never raises but when cancelled (stopping): then the
-                # batch is not acked, and is read again after the restart
-                await dispatcher.handle([e.value for e in batch])
-                for event in batch:
-                    await manual.ack(event)
-
-        task = asyncio.create_task(batcher())
-        try:
-            async for event in manual.events():
-                if task.done():  # pragma: no cover - handle() never raises
-                    raise RuntimeError("notify batcher stopped") from task.exception()
-                pending.append(event)
-                arrived.set()
-                if len(pending) >= settings.notify_batch_max:
-                    room.clear()
-                    await room.wait()
-        finally:
-            task.cancel()
+        await _consume(stream, dispatcher, settings.notify_batch_max)
 
     return app, health
+
+
+async def _watch(reloader: ConfigReloader, dispatcher: Dispatcher, every_s: float) -> None:
+    """Reload the routing and cells files on a change (checked every ``every_s``) or SIGHUP."""
+    sighup = asyncio.Event()
+    # not on the main thread (tests): no SIGHUP, the file watch still works
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, sighup.set)
+    while True:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every_s):
+                await sighup.wait()
+        force = sighup.is_set()
+        sighup.clear()
+        if reloader.maybe_reload(force):
+            dispatcher.apply(reloader.routing, reloader.cells)
+
+
+async def _consume(stream: faust.StreamT[Any], dispatcher: Dispatcher, batch_max: int) -> None:
+    """Natural batching: a batch is whatever arrived while the previous one was
+    being recorded (nothing waits for a timer when alerts are few; batches grow
+    with the load, up to ``batch_max``). Acks are manual, in order, once the
+    batch is in Redis: an alert is acked only once it is safe."""
+    manual = stream.noack()  # type: ignore[attr-defined]
+    pending: list[Any] = []
+    arrived = asyncio.Event()
+    room = asyncio.Event()
+    room.set()
+
+    async def batcher() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await arrived.wait()
+            # Alerts still coming in: let the batch grow while it does (a
+            # little): the per-batch round trips are then shared.
+            until, seen = loop.time() + LINGER_S, 0
+            while seen < len(pending) < batch_max and loop.time() < until:
+                seen = len(pending)
+                await asyncio.sleep(LINGER_STEP_S)
+            batch = pending[:]
+            pending.clear()
+            arrived.clear()
+            room.set()
+            # handle() never raises but when cancelled (stopping): then the
+            # batch is not acked, and is read again after the restart
+            await dispatcher.handle([e.value for e in batch])
+            for event in batch:
+                await manual.ack(event)
+
+    task = asyncio.create_task(batcher())
+    try:
+        async for event in manual.events():
+            if task.done():  # pragma: no cover - handle() never raises
+                raise RuntimeError("notify batcher stopped") from task.exception()
+            pending.append(event)
+            arrived.set()
+            if len(pending) >= batch_max:
+                room.clear()
+                await room.wait()
+    finally:
+        task.cancel()

@@ -146,3 +146,17 @@ async def test_silences(store: NotifyStore) -> None:
     assert await store.silences.active("dept-13", T) == []
     with pytest.raises(ValueError):
         await store.silences.create("dept-13", ['rule="r1"'], T, T - 1, "", T)
+
+
+async def test_scripts_lost_by_redis_are_loaded_again(store: NotifyStore) -> None:
+    """Redis restarted without persistence (or SCRIPT FLUSH): the next call loads
+    the scripts and runs its pipeline again, once."""
+    if isinstance(store, RedisStore):
+        await store.conn.redis.script_flush()
+    key = store.nflog_key("g:x", "hq", 0, "s")
+    [got] = await store.claim([Claim(key, T, 30, 300)])
+    assert float(got) == T
+    if isinstance(store, RedisStore):
+        await store.conn.redis.script_flush()
+    [added] = await store.add_to_groups([GroupAdd("g", "r", "{}", ["A", "m"])], 60)
+    assert added.new and added.ver == "1"
