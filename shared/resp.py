@@ -6,12 +6,12 @@ per batch. :class:`Pipelines` is a thin layer over redis-py on the service's
 client (see :mod:`shared.redis`). On a Redis Cluster it is redis-py's cluster
 pipeline (``transaction=False``): split by node (one round trip per node,
 sent concurrently), MOVED/ASK redirections and failovers followed by redis-py.
-On a single Redis it takes a connection from the client's pool, writes the
-batch (packed by hiredis) and reads one reply per command with redis-py's
-hiredis parser, under one timeout for the batch: redis-py's own pipeline
-costs 11 µs per command there, this 5, the hand-written client it replaces
-1.5 (docs/benchmarks.md). No protocol code here: connections, packing and
-parsing are redis-py's and hiredis'.
+On a single Redis it takes one of its idle redis-py connections (or makes
+one as the client's pool would), writes the batch (packed by hiredis) and
+reads one reply per command with redis-py's hiredis parser, under one
+timeout for the batch (docs/benchmarks.md: what redis-py's own pipeline
+costs). No protocol code here: connections, handshakes, packing and parsing
+are redis-py's and hiredis'.
 
 :meth:`Pipelines.execute` returns one reply per command, raw RESP2 (bytes,
 integers, ``None``, nested lists: ``HGETALL`` is a flat list, see
@@ -32,17 +32,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection as Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.redis import is_cluster, raw_twin
+from shared.redis import raw_twin
 
 __all__ = [
     "Batch",
@@ -121,10 +122,20 @@ class Pipelines:
     """Pipelines on the server(s) of a redis-py client (see the module docstring)."""
 
     def __init__(self, client: aioredis.Redis | RedisCluster) -> None:
-        """``client``: from :func:`shared.redis.create_redis`. On a single Redis the
-        pipelines share its pool; on a cluster they have their own connections."""
-        self._owned = is_cluster(client)
+        """``client``: from :func:`shared.redis.create_redis`. The pipelines have
+        their own connections (made as the client's pool makes them: same
+        address, credentials, database, TLS); close them with :meth:`aclose`."""
         self.client = raw_twin(client)
+        #: A single Redis: connected redis-py connections, free for the next batch.
+        self._idle: list[Connection] = []
+        self._timeout: float | None = None
+        if isinstance(self.client, aioredis.Redis):
+            pool = self.client.connection_pool
+            # the batch's timeout covers writes and reads: none per socket operation
+            # (redis-py wraps each write in a wait_for task when it has one)
+            kwargs = {**pool.connection_kwargs, "socket_timeout": None}
+            self._make = partial(pool.connection_class, **kwargs)
+            self._timeout = pool.connection_kwargs.get("socket_timeout")
 
     @classmethod
     def for_client(cls, client: aioredis.Redis | RedisCluster) -> Pipelines:
@@ -143,39 +154,50 @@ class Pipelines:
         return _raise_first(commands, await self._on_one_connection(commands))
 
     async def _on_one_connection(self, commands: list[Command]) -> list[Any]:
-        """A single Redis: what redis-py's pipeline does (a pooled connection, the
-        commands packed in one write, one reply read per command) without its
-        per-command layers (see the module docstring): one timeout for the batch
-        instead of one per reply. A timeout, a lost connection or a cancellation
-        closes the connection (its late replies are nobody's)."""
-        assert isinstance(self.client, aioredis.Redis)
-        pool = self.client.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        """A single Redis: what redis-py's pipeline does (a connection, the commands
+        packed in one write, one reply read per command) without its layers (see
+        the module docstring): an idle connection of ours instead of a checkout
+        from the blocking pool (its lock, condition and checks cost a third of a
+        small batch), one timeout for the batch instead of one per reply.
+
+        A timeout or a cancellation closes the connection (its late replies are
+        nobody's); a lost connection closes every idle one too (the server
+        restarted, or dropped them all: the next batch connects afresh)."""
+        conn = self._idle.pop() if self._idle else self._make()
         replies: list[Any] = []
         try:
-            async with asyncio.timeout(conn.socket_timeout):
+            async with asyncio.timeout(self._timeout):
+                await conn.connect()  # type: ignore[no-untyped-call]  # no-op when connected
                 # one bytes string: redis-py's pack_commands re-chunks it in Python
                 packed = [chunk for command in commands for chunk in conn.pack_command(*command)]
                 await conn.send_packed_command(b"".join(packed))
                 for _ in commands:
                     try:  # no timeout per reply: the batch's covers them all
-                        replies.append(await conn.read_response(timeout=math.inf))
+                        replies.append(await conn.read_response())
                     except ResponseError as exc:  # read on: the other replies follow
                         replies.append(exc)
         except TimeoutError:
             await conn.disconnect()
-            raise RedisTimeoutError(f"Timeout reading from {conn.host}:{conn.port}") from None
+            raise RedisTimeoutError("Timeout reading from Redis") from None
+        except RedisConnectionError:
+            await conn.disconnect()
+            await self._close_idle()
+            raise
         except BaseException:
             await conn.disconnect()
             raise
-        finally:
-            await pool.release(conn)
+        self._idle.append(conn)
         return replies
 
+    async def _close_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.disconnect()
+
     async def aclose(self) -> None:
-        """Close the pipelines' own connections (a cluster's; a single Redis' pool
-        is the client's)."""
-        if self._owned:
+        """Close the pipelines' connections; batches still running fail."""
+        await self._close_idle()
+        if isinstance(self.client, RedisCluster):
             await self.client.aclose()
 
 

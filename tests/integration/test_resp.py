@@ -139,6 +139,35 @@ async def test_a_cluster_refuses_a_script_call_on_keys_of_two_slots(
         await pipes.execute([two])
 
 
+async def test_connections_the_server_killed_cost_one_batch_at_most(
+    stack: LocalStack,
+) -> None:
+    """A lost connection fails its batch (the caller retries it) and drops every
+    idle connection with it: the next batch runs on a new one."""
+    client = create_redis(stack.redis_url)
+    pipes = pipelines_for(client)
+    admin = create_redis(stack.redis_url)
+    try:
+        ids = {
+            r[0]
+            for r in await asyncio.gather(*(pipes.execute([("CLIENT", "ID")]) for _ in range(3)))
+        }
+        assert len(ids) == 3  # three callers at once: three connections, now idle
+        for i in ids:
+            await admin.execute_command("CLIENT", "KILL", "ID", i)
+        outcomes: list[object] = []
+        for _ in range(2):
+            try:
+                outcomes.append((await pipes.execute([("CLIENT", "ID")]))[0])
+            except RedisConnectionError:
+                outcomes.append("lost")
+        assert outcomes.count("lost") <= 1 and outcomes[-1] not in ids | {"lost"}
+    finally:
+        await pipes.aclose()
+        await client.aclose()
+        await admin.aclose()
+
+
 @contextlib.contextmanager
 def slammer() -> Iterator[tuple[int, list[int]]]:
     """A port whose server accepts connections and closes them at once; counts them."""
