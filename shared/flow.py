@@ -232,8 +232,10 @@ async def take_batches(
     hundreds, so each batch's fixed cost (the loop, the acks, the caller's
     round trips) is shared by many events.
 
-    Acks as ``take_events`` does: a batch's events are acked when the consumer
-    of the generator resumes it (processing done), and on close. Built on the
+    A batch's events are acked when the consumer of the generator resumes it
+    (processing done) — not when the generator is closed while a batch is
+    out (cancelled mid-processing: that batch is read again), unlike
+    ``take_events``, which acks it then. Built on the
     same Faust internals as ``take_events`` (faust-streaming 0.15: processors,
     passive draining), exercised by every service's integration tests.
     """
@@ -280,16 +282,18 @@ async def take_batches(
             idle = 0.0
             ready.clear()
             room.set()
-            try:
-                yield batch
-            finally:
-                # Stream.ack's body, without a coroutine per event
-                for event in batch:
-                    last = event.ack()
-                    msg = event.message
-                    on_event_out(msg.tp, msg.offset, s, event)
-                    if last:
-                        on_message_out(msg.tp, msg.offset, msg)
+            # Closed here (the agent cancelled or stopped while it processed the
+            # batch): the batch is *not* acked, so it is read again (Faust's
+            # take_events acks it on close, and the offsets are committed).
+            yield batch
+            # Resumed: the batch is processed. Stream.ack's body, without a
+            # coroutine per event.
+            for event in batch:
+                last = event.ack()
+                msg = event.message
+                on_event_out(msg.tp, msg.offset, s, event)
+                if last:
+                    on_message_out(msg.tp, msg.offset, msg)
     finally:
         s.enable_acks = enable_acks
         remove_processor(s, add_to_buffer)

@@ -65,7 +65,7 @@ def test_rules_fixtures_pass_on_real_redis(
     (tmp_path / "f.yaml").write_text("rule: x1\nrules: rules\ncases: []\n")
     err = _console()
     assert cli_rules_test(tmp_path / "f.yaml", _console(), err) == 2
-    assert "r.yaml: rule 'x1'" in err.export_text()
+    assert "r.yaml:7: rule 'x1': window: bad duration" in err.export_text()
     # no fixture key left behind
     client = redis.Redis.from_url(stack.redis_url)
     try:
