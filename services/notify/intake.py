@@ -29,10 +29,22 @@ Record = Callable[[list[Alert]], Awaitable[int]]
 
 
 class Intake:
-    def __init__(self, record: Record, metrics: NotifyMetrics, dlq: Sink) -> None:
+    """``record`` is tried ``attempts`` times on ``redis.RedisError``, waiting
+    ``base_delay`` doubled each time (``max_delay`` at most)."""
+
+    def __init__(
+        self,
+        record: Record,
+        metrics: NotifyMetrics,
+        dlq: Sink,
+        attempts: int = 8,
+        base_delay: float = 0.25,
+        max_delay: float = 8.0,
+    ) -> None:
         self.record = record
         self.metrics = metrics
         self.dlq = dlq
+        self.attempts, self.base_delay, self.max_delay = attempts, base_delay, max_delay
 
     async def handle(self, batch: list[bytes]) -> None:
         """Record a batch of raw alerts (see the module)."""
@@ -77,9 +89,9 @@ class Intake:
         try:
             await retry(
                 lambda: self.record(alerts),
-                8,
-                base_delay=0.25,
-                max_delay=8.0,
+                self.attempts,
+                base_delay=self.base_delay,
+                max_delay=self.max_delay,
                 retry_on=(RedisError,),
                 on_error=failed,
             )

@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
 
 from services.notify.cells import Cell, parse_cells
 from services.notify.channels.base import DeliveryError, Notification
 from services.notify.channels.registry import Notifiers
 from services.notify.delivery import DeliveryConfig
 from services.notify.handler import NotifyHandler
+from services.notify.intake import Intake
 from services.notify.metrics import NotifyMetrics
 from services.notify.route import parse_routing
 from services.notify.stages.base import Flush, Pipeline
@@ -253,3 +255,36 @@ async def test_a_pipeline_runs_its_stages_in_order_and_stops_at_a_failure() -> N
     with pytest.raises(RuntimeError):
         await Pipeline(stage("a"), stage("b", fail=True), stage("c"))(Flush(0.0))
     assert ran == ["a", "b"]
+
+
+async def test_intake_dead_letters_what_it_cannot_record() -> None:
+    """A bad record, a store that stays down, a bug: each alert ends in the DLQ
+    with a machine-readable reason, counted; nothing raises."""
+    dlq: list[dict[str, Any]] = []
+    metrics = NotifyMetrics(CollectorRegistry())
+    recorded: list[list[Alert]] = []
+    failure: list[BaseException] = []
+
+    async def record(alerts: list[Alert]) -> int:
+        if failure:
+            raise failure[0]
+        recorded.append(alerts)
+        return len(alerts)
+
+    async def sink(r: dict[str, Any]) -> None:
+        dlq.append(r)
+
+    intake = Intake(record, metrics, sink, attempts=3, base_delay=0.0)
+    good = alert("G").model_dump_json().encode()
+    await intake.handle([good, b"{not json", b'{"alert_id": "x"}'])
+    assert [a.alert_id for a in recorded[0]] == ["G"]
+    assert [r["reason"] for r in dlq] == ["bad_alert", "bad_alert"]
+    assert dlq[1]["field"] and dlq[1]["original"] == '{"alert_id": "x"}'
+    failure.append(RedisError("down"))
+    await intake.handle([good])
+    assert dlq[-1]["reason"] == "state_unavailable" and dlq[-1]["alert_id"] == "G"
+    failure[0] = RuntimeError("bug")
+    await intake.handle([good])
+    assert dlq[-1] == {"reason": "internal_error", "original": good.decode()}
+    counted = {r: metrics.dlq.labels(r)._value.get() for r in ("bad_alert", "state_unavailable")}
+    assert counted == {"bad_alert": 2, "state_unavailable": 1}
