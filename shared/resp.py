@@ -136,6 +136,8 @@ class Pipelines:
             kwargs = {**pool.connection_kwargs, "socket_timeout": None}
             self._make = partial(pool.connection_class, **kwargs)
             self._timeout = pool.connection_kwargs.get("socket_timeout")
+            # at most as many connections as the client's pool: callers wait beyond
+            self._slots = asyncio.Semaphore(getattr(pool, "max_connections", 32))
 
     @classmethod
     def for_client(cls, client: aioredis.Redis | RedisCluster) -> Pipelines:
@@ -151,7 +153,9 @@ class Pipelines:
                 for command in commands:
                     pipe.execute_command(*command)
                 return list(await pipe.execute())
-        return _raise_first(commands, await self._on_one_connection(commands))
+        async with self._slots:
+            replies = await self._on_one_connection(commands)
+        return _raise_first(commands, replies)
 
     async def _on_one_connection(self, commands: list[Command]) -> list[Any]:
         """A single Redis: what redis-py's pipeline does (a connection, the commands
