@@ -48,6 +48,7 @@ from shared.faust_compat import (
     patch_commit_guard,
     patch_fetch_wait,
     patch_idempotence,
+    patch_offset_reset_metadata,
 )
 from shared.kafka import KeyPartitioner
 from shared.kafkaauth import client_options, faust_credentials
@@ -199,6 +200,7 @@ def create_app(
     patch_fetch_wait(_FETCH_WAIT_MS)
     patch_idempotence(_IDEMPOTENT)
     patch_commit_guard()  # never commit past a held message (faust-streaming #606)
+    patch_offset_reset_metadata()  # refresh metadata when an offset lookup fails
     app_id = settings.consumer_group or f"{settings.topic_prefix}vigie-{service}"
     conf: dict[str, Any] = {
         "broker": [f"kafka://{h}" for h in settings.bootstrap_servers],

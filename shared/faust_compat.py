@@ -25,6 +25,8 @@ from typing import Any, cast
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.client import AIOKafkaClient
+from aiokafka.consumer import fetcher as aiokafka_fetcher
+from aiokafka.errors import KafkaError
 from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import PrometheusMonitor
 from faust.streams import Stream
@@ -132,6 +134,15 @@ PRIVATE: tuple[Private, ...] = (
         "_client",
         "the broker count (replication factor capped at it) from the admin's "
         "cluster metadata; the admin client has no describe_cluster returning it",
+    ),
+    Private(
+        aiokafka_fetcher.Fetcher,
+        "_proc_offset_request",
+        "aiokafka 0.14 retries a failed offset lookup (a partition with no committed "
+        "offset) on the same node without refreshing metadata: after a Kafka leader "
+        "change a worker asked the old leader forever (robinhood/aiokafka#9); "
+        "patch_offset_reset_metadata forces the refresh",
+        ("node_id", "topic_data"),
     ),
 )
 
@@ -276,6 +287,33 @@ def _guarded_new_offset(self: Any, tp: Any) -> int | None:
     acked[: len(batch)] = []
     self._acked_index[tp].difference_update(batch)
     return int(batch[-1]) + 1
+
+
+def patch_offset_reset_metadata() -> None:
+    """Force a metadata update when a consumer's offset lookup fails. Idempotent.
+
+    aiokafka 0.14 resets a partition without a committed offset with a
+    ``ListOffsets`` request to the leader it knows; on an error
+    (``Fetcher._update_fetch_positions``) it only logs, sleeps and asks the same
+    node again. After an Apache Kafka leader change (a broker paused or killed)
+    a worker asked the old leader forever (``NotLeaderForPartitionError`` every
+    100 ms) and never read that partition again; found by
+    tests/integration/test_kafka_faults.py (SIGSTOP of a broker).
+    """
+    fetcher_cls = aiokafka_fetcher.Fetcher
+    if getattr(fetcher_cls, "_vigie_patched", False):
+        return
+    original = fetcher_cls._proc_offset_request
+
+    async def _proc_offset_request(self: Any, node_id: int, topic_data: Any) -> Any:
+        try:
+            return await original(self, node_id, topic_data)
+        except KafkaError:
+            self._client.force_metadata_update()
+            raise
+
+    fetcher_cls._proc_offset_request = _proc_offset_request
+    setattr(fetcher_cls, "_vigie_patched", True)  # noqa: B010
 
 
 def patch_commit_guard() -> None:

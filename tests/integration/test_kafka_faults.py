@@ -1,0 +1,159 @@
+"""Broker faults on Apache Kafka: what Tansu (memory only, one process) cannot show.
+
+A 3-node KRaft cluster of its own (topics with replication 3 and
+``min.insync.replicas`` 2, producers ``acks=all`` and idempotent), a private
+Redis, the three services as processes, and a webhook receiver counting what
+each cell gets. Each test streams target-deconfliction matches (police first,
+customs second, one per département), breaks the cluster mid-stream, and
+checks that every expected notification arrived and none twice: no worker is
+killed here, so the documented bound on repeats (``VIGIE_NOTIFY_PER_RECEIVER``
+per cell, for a notify worker killed mid-delivery) does not apply, and the
+bound is zero.
+
+The counts (sent, expected, delivered, duplicates) are printed on one
+``fault-counts`` line per test (``pytest -s`` shows them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.localstack import LocalStack
+from tests.integration.test_faults import pair, td_cells, wait
+from vigie.replay import Line, publish
+from vigie.stack import Pipeline
+
+DEPTS = ["13", "59", "75", "76", "69", "33", "2A", "93", "971", "972", "973", "974"]
+SESSION = 6.0
+
+
+@pytest.fixture(scope="module")
+def kstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A Kafka cluster and a Redis of this module's own (the faults must not reach
+    the session's cluster)."""
+    with LocalStack(
+        workdir=tmp_path_factory.mktemp("kfaults"), broker="kafka", use_env_redis=False
+    ) as s:
+        yield s
+
+
+@pytest.fixture
+def pipeline(kstack: LocalStack, tmp_path: Path) -> Iterator[Pipeline]:
+    uid = uuid.uuid4().hex[:8]
+    p = Pipeline(
+        workdir=tmp_path / "p",
+        stack=kstack,
+        topic_prefix=f"kf-{uid}.",
+        redis_prefix=f"vigietest:kf{uid}",
+        session_timeout=SESSION,
+    )
+    p.start()
+    try:
+        yield p
+    finally:
+        p.stop()
+        assert kstack.kafka is not None
+        for node in kstack.kafka.members:  # leave the cluster whole for the next test
+            node.resume()
+            if not node.running:
+                kstack.kafka.start_node(node, wait=False)
+        kstack.kafka.wait_ready()
+
+
+def lines(p: Pipeline, second: bool) -> list[Line]:
+    """One half of each département's match (the pipeline's prefix makes the run id)."""
+    run = p.topic_prefix[3:9]
+    return [pair(p.topics, run, i, d, second) for i, d in enumerate(DEPTS)]
+
+
+async def publish_resilient(p: Pipeline, todo: list[Line], rate: float | None = None) -> int:
+    """Publish with an idempotent, acks=all producer, as an agency would."""
+    assert p.stack is not None
+    return await publish(p.stack.bootstrap, todo, rate, idempotence=True)
+
+
+async def delivered_exactly(p: Pipeline, name: str, sent: int, timeout: float) -> None:
+    """Wait until every département's notification arrived; then check none came twice."""
+    assert p.receiver is not None
+    receiver = p.receiver
+    want = sorted(f"dept-{d}" for d in DEPTS)
+    arrived = await wait(lambda: set(want) <= set(td_cells(receiver.deliveries)), timeout)
+    await asyncio.sleep(3.0)  # a duplicate would show up now
+    got = td_cells(receiver.deliveries)
+    counts = {
+        "test": name,
+        "sent": sent,
+        "expected": len(want),
+        "delivered": len(got),
+        "distinct": len(set(got)),
+        "duplicates": len(got) - len(set(got)),
+    }
+    print("fault-counts", json.dumps(counts))
+    assert arrived, sorted(set(want) - set(got))
+    assert sorted(got) == want, counts
+
+
+async def test_sigkill_the_busiest_leader_mid_stream_then_restart_it(pipeline: Pipeline) -> None:
+    """SIGKILL the node leading most partitions of the pipeline's topics while
+    events stream; restart it on its log a few seconds later."""
+    cluster = pipeline.stack.kafka if pipeline.stack else None
+    assert cluster is not None
+    todo = lines(pipeline, False) + lines(pipeline, True)
+    sender = asyncio.create_task(publish_resilient(pipeline, todo, 2.4))  # ≈ 10 s
+    await asyncio.sleep(3.0)
+    victim = await asyncio.to_thread(
+        cluster.busiest_leader, [*pipeline.topics.all(), "__consumer_offsets"]
+    )
+    victim.kill()
+    await asyncio.sleep(4.0)
+    await asyncio.to_thread(cluster.start_node, victim)
+    sent = await sender
+    await delivered_exactly(pipeline, "sigkill-busiest-leader", sent, 60)
+
+
+async def test_whole_cluster_stopped_and_started_on_its_data(pipeline: Pipeline) -> None:
+    """Every node stopped mid-stream, then started again on the same data folders:
+    the services reconnect by themselves and finish the stream; records and
+    committed offsets written before the stop are still there."""
+    assert pipeline.stack is not None and pipeline.stack.kafka is not None
+    cluster = pipeline.stack.kafka
+    firsts, seconds = lines(pipeline, False), lines(pipeline, True)
+    sent = await publish_resilient(pipeline, firsts + seconds[:4])
+    await asyncio.sleep(0.5)  # the pipeline is busy with them
+    pids = {k: s.proc.pid for k, s in pipeline.services.items() if s.proc}
+    await asyncio.to_thread(cluster.stop)
+    assert await wait(lambda: not any(s.ready() for s in pipeline.services.values()), 30)
+    await asyncio.to_thread(cluster.start)
+    sent += await publish_resilient(pipeline, seconds[4:])
+    await delivered_exactly(pipeline, "whole-cluster-restart", sent, 90)
+    # nobody restarted a service: they reconnected
+    assert {k: s.proc.pid for k, s in pipeline.services.items() if s.proc} == pids
+    assert all(s.running for s in pipeline.services.values())
+
+
+async def test_sigstop_a_broker_past_the_session_timeout_then_sigcont(pipeline: Pipeline) -> None:
+    """One node frozen (SIGSTOP) longer than the session timeouts (the group's and
+    the broker's registration with the controller), then thawed (SIGCONT)."""
+    assert pipeline.stack is not None and pipeline.stack.kafka is not None
+    cluster = pipeline.stack.kafka
+    todo = lines(pipeline, False) + lines(pipeline, True)
+    sender = asyncio.create_task(publish_resilient(pipeline, todo, 2.4))
+    await asyncio.sleep(2.0)
+    victim = await asyncio.to_thread(
+        cluster.busiest_leader, [*pipeline.topics.all(), "__consumer_offsets"]
+    )
+    victim.pause()
+    frozen_at = time.monotonic()
+    await asyncio.sleep(SESSION + 6.0)  # past the group's (6 s) and the broker's (9 s)
+    victim.resume()
+    assert time.monotonic() - frozen_at > SESSION
+    sent = await sender
+    await delivered_exactly(pipeline, "sigstop-broker", sent, 90)
+    assert victim.running
