@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ from vigie.stack import Pipeline
 
 pytestmark = pytest.mark.integration
 
-#: Examples per operation, generation mode and auth: 8 x 2 x 3 x 25 = 1,200 calls at most.
-EXAMPLES = 25
+#: Examples per operation, generation mode and auth: 8 x 2 x 3 x 25 = 1,200 calls at most
+#: (VIGIE_FUZZ_EXAMPLES for a longer run by hand).
+EXAMPLES = int(os.environ.get("VIGIE_FUZZ_EXAMPLES", "25"))
 
 CONFIG = SchemathesisConfig.from_dict({"generation": {"mode": "all", "max-examples": EXAMPLES}})
 schema = schemathesis.openapi.from_dict(document(), config=CONFIG)
