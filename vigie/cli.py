@@ -194,15 +194,21 @@ BrokerOption = Annotated[
 ]
 
 
+def _choose_local(variable: str, what: str, value: str | None, choices: tuple[str, ...]) -> None:
+    """Pass a ``--broker``/``--redis`` choice to every LocalStack of this process
+    (through ``variable``); an unknown one is a one-line usage error."""
+    if value is None:
+        return
+    if value not in choices:
+        fail(f"unknown {what} {value!r}; choose from {', '.join(choices)}", 2)
+    os.environ[variable] = value
+
+
 def _choose_broker(broker: str | None) -> None:
-    """Pass ``--broker`` to every LocalStack of this process (VIGIE_LOCAL_BROKER)."""
+    """``--broker``: VIGIE_LOCAL_BROKER."""
     from shared.localstack import BROKERS
 
-    if broker is None:
-        return
-    if broker not in BROKERS:
-        fail(f"unknown broker {broker!r}; choose from {', '.join(BROKERS)}", 2)
-    os.environ["VIGIE_LOCAL_BROKER"] = broker
+    _choose_local("VIGIE_LOCAL_BROKER", "broker", broker, BROKERS)
 
 
 #: ``--redis``: which local Redis ``up``, ``demo`` and ``bench`` start.
@@ -216,12 +222,8 @@ RedisOption = Annotated[
 
 
 def _choose_redis(redis: str | None) -> None:
-    """Pass ``--redis`` to every LocalStack of this process (VIGIE_LOCAL_REDIS)."""
-    if redis is None:
-        return
-    if redis not in ("single", "cluster"):
-        fail(f"unknown local Redis {redis!r}; choose from single, cluster", 2)
-    os.environ["VIGIE_LOCAL_REDIS"] = redis
+    """``--redis``: VIGIE_LOCAL_REDIS."""
+    _choose_local("VIGIE_LOCAL_REDIS", "local Redis", redis, ("single", "cluster"))
 
 
 @app.command()
