@@ -126,30 +126,31 @@ def did_you_mean(key: str, valid: Iterable[str]) -> str:
     return f"`{key}`: unknown key{hint}"
 
 
-def _members(tp: Any) -> list[Any]:
-    """The model types an annotation may hold (through Optional, unions, lists...)."""
+def _alternatives(tp: Any) -> list[Any]:
+    """The types an annotation stands for, through ``Annotated`` and unions."""
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
-        return _members(typing.get_args(tp)[0])
+        return _alternatives(typing.get_args(tp)[0])
     if origin in (typing.Union, types.UnionType):
-        return [m for a in typing.get_args(tp) for m in _members(a)]
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return [tp]
-    return []
+        return [alt for a in typing.get_args(tp) for alt in _alternatives(a)]
+    return [tp]
+
+
+def _members(tp: Any) -> list[Any]:
+    """The model types an annotation may hold (through Optional and unions)."""
+    return [t for t in _alternatives(tp) if isinstance(t, type) and issubclass(t, BaseModel)]
 
 
 def _children(tp: Any) -> list[Any]:
-    """The element types of a list or dict annotation."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        return _children(typing.get_args(tp)[0])
-    if origin in (typing.Union, types.UnionType):
-        return [c for a in typing.get_args(tp) for c in _children(a)]
-    if origin in (list, tuple, set, frozenset, Sequence):
-        return list(typing.get_args(tp)[:1])
-    if origin is dict:
-        return list(typing.get_args(tp)[1:2])
-    return []
+    """The element types of a list or dict annotation (values, for a dict)."""
+    out: list[Any] = []
+    for t in _alternatives(tp):
+        origin = typing.get_origin(t)
+        if origin in (list, tuple, set, frozenset, Sequence):
+            out += typing.get_args(t)[:1]
+        elif origin is dict:
+            out += typing.get_args(t)[1:2]
+    return out
 
 
 def _keys(model: type[BaseModel]) -> set[str]:
