@@ -86,6 +86,7 @@ async def test_mixed_batch_from_all_agencies(
     topic_prefix: str,
     redis_prefix: str,
     redis_client: aioredis.Redis,
+    redis_url: str,
 ) -> None:
     topics = Topics(topic_prefix)
     await ensure_topics(stack.bootstrap, topics.all(), 2)
@@ -98,6 +99,7 @@ async def test_mixed_batch_from_all_agencies(
         redis_prefix,
         partitions=2,
         VIGIE_PSEUDO_KEY_FILE=str(key_file),
+        VIGIE_REDIS_URL=redis_url,  # the test's Redis: a single one, or a cluster
         VIGIE_PSEUDO_KEY_ID="it1",
         VIGIE_MAX_MESSAGE_BYTES="4096",
     )
