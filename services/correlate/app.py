@@ -15,8 +15,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
+import socket
 import time
+import uuid
 from collections.abc import Hashable
 from typing import Any
 
@@ -24,6 +27,7 @@ import faust
 from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import ValidationError
 
+from services.correlate.absence import AbsenceStore
 from services.correlate.engine import Engine
 from services.correlate.eventtime import stream_of
 from services.correlate.metrics import CorrelateMetrics
@@ -68,12 +72,14 @@ def build(
     reloader = Reloader(settings.rules_dir or DEFAULT_DIR)
     metrics.set_rules(reloader.active.version, len(reloader.active.rules))
     state = RedisState(redis, naive=settings.engine_mode == "naive")
+    absences = AbsenceStore(redis, settings.redis_prefix + ":corr")
     engine = Engine(
         reloader.active,
         state,
         Keys(settings.redis_prefix + ":corr"),
         settings.allowed_lateness_s * 1000,
         idle_ms=int(settings.idle_partition_s * 1000),
+        absences=absences,
     )
     sighup = asyncio.Event()
 
@@ -201,6 +207,40 @@ def build(
                 raise
             for alert, _ in outcome.alerts:
                 alert_counter(alert.rule, alert.severity.value).inc()
+
+    worker = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    stale_ms = int(max(3 * settings.absence_poll_s, settings.idle_partition_s) * 1000)
+
+    async def fire_absences() -> None:
+        """Publish this worker's watermark; send the absence alerts due by the
+        shared one (taken by this worker only), then mark them fired."""
+        now = int(time.time() * 1000)
+        if engine.watermarks.streams():
+            await absences.publish_watermark(worker, engine.watermark, now)
+        shared = await absences.shared_watermark(now, stale_ms)
+        if shared <= 0:
+            return
+        fired = await engine.fire(shared)
+        if not fired:
+            return
+        records: list[Record] = [
+            (alert.alert_id.encode(), alert.model_dump_json().encode(), None) for alert, *_ in fired
+        ]
+        await sender.send(topics.alerts, records)  # a crash before ack: sent again, same id
+        await engine.ack(fired)
+        for alert, *_ in fired:
+            alert_counter(alert.rule, alert.severity.value).inc()
+
+    @app.task  # type: ignore[misc,untyped-decorator]
+    async def _absences() -> None:
+        if settings.engine_mode != "batched":
+            return
+        while True:
+            await asyncio.sleep(settings.absence_poll_s)
+            try:
+                await fire_absences()
+            except Exception as exc:  # Redis or broker down: the timers wait in Redis
+                log.warning("absence timers not fired", extra={"error": type(exc).__name__})
 
     async def nothing(batch: list[Any]) -> None:
         """``noop`` mode, the benchmark's ceiling: same consumer and batching, no work."""

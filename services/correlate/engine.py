@@ -24,6 +24,7 @@ the caller retries the whole batch). The clock is injected.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -33,17 +34,19 @@ from json.encoder import encode_basestring_ascii as json_str
 from typing import Any
 
 from services.correlate import kinds
+from services.correlate.absence import AbsenceOp, AbsenceStore, Taken, absence_alert, absence_op
+from services.correlate.alerts import build_alert
 from services.correlate.eventtime import Watermarks
 from services.correlate.fingerprint import fingerprint
 from services.correlate.rules.loader import RuleSet
 from services.correlate.rules.model import (
+    AbsenceRule,
     DistinctRule,
     Filter,
     OverlapRule,
     ProximityRule,
     SequenceRule,
     ThresholdRule,
-    window_label,
 )
 from services.correlate.state import (
     Claim,
@@ -53,7 +56,7 @@ from services.correlate.state import (
     State,
     WindowOp,
 )
-from shared.models import AXIS_OF_TYPE, Alert, Annotations, Evidence, Handling, NormalizedEvent
+from shared.models import AXIS_OF_TYPE, Alert, NormalizedEvent
 from shared.redis import Keys
 
 
@@ -83,13 +86,19 @@ class _Planned:
     rule: Any
     group: str
     tag: str
-    op: Op
+    #: an :data:`Op` (a state op), or an :class:`AbsenceOp` (set aside before apply)
+    op: Any
     #: the group's key prefix, ``<prefix>:{<tag>}:<group id>:``
     head: str
 
 
-#: How a rule's ops are planned: a window op per group, or one geo op.
-_WINDOW, _PROXIMITY, _OVERLAP = 0, 1, 2
+def _case(event: NormalizedEvent) -> str | None:
+    """The ``case_ref`` group value: the agency's case (agency and reference)."""
+    return f"{event.agency}:{event.case_ref}" if event.case_ref else None
+
+
+#: How a rule's ops are planned: a window op per group, one geo op, an absence op per group.
+_WINDOW, _PROXIMITY, _OVERLAP, _ABSENCE = 0, 1, 2, 3
 #: ``group_by`` entries: every entity token, the tokens of some kinds, a location field.
 _ANY_ENTITY, _ENTITY, _PLACE = 0, 1, 2
 
@@ -133,6 +142,8 @@ def _inner(rule: Any) -> list[Filter] | None:
         return [*rule.steps] if rule.until is None else [*rule.steps, rule.until]
     if isinstance(rule, ProximityRule):
         return [rule.trigger, rule.reference]
+    if isinstance(rule, AbsenceRule):
+        return [rule.expect, rule.missing]
     return None
 
 
@@ -148,7 +159,7 @@ def _decide(c: _Compiled, etype: str, agency: str, details: dict[str, Any]) -> A
     """The rule's value (or role) for this event, from its filters; ``_SKIP``
     if it does not take the event."""
     rule = c.rule
-    if c.how == _PROXIMITY:
+    if c.how in (_PROXIMITY, _ABSENCE):
         role = rule.role(etype, agency, details)
         return _SKIP if role is None else role
     if not rule.filter.matches(etype, agency, details):
@@ -234,8 +245,11 @@ class Engine:
         lateness_ms: int,
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
         idle_ms: int = 30_000,
+        absences: AbsenceStore | None = None,
     ) -> None:
         self.state = state
+        #: Where absence rules keep their timers (None: absence rules do nothing).
+        self.absences = absences
         self.keys = keys
         self.lateness_ms = lateness_ms
         self.clock = clock
@@ -268,6 +282,7 @@ class Engine:
                 if decided is not _SKIP:
                     rules_of_type.append((c, decided))
         self._rules, self._by_type = rules, by_type
+        self._absence = any(c.how == _ABSENCE for c in compiled)
 
     def _compile(self, rule: Any) -> _Compiled:
         horizon = rule.window + self.lateness_ms
@@ -292,7 +307,8 @@ class Engine:
                 group_by.append((_PLACE, key))
         neighbours = rule.count - 1 if isinstance(rule, ThresholdRule) else 0
         tail = f"{rule.window},{keep},{keep},{neighbours}]"
-        return _Compiled(rule, _WINDOW, keep, horizon, tuple(group_by), neighbours, tail=tail)
+        how = _ABSENCE if isinstance(rule, AbsenceRule) else _WINDOW
+        return _Compiled(rule, how, keep, horizon, tuple(group_by), neighbours, tail=tail)
 
     # -- planning -------------------------------------------------------------------------
     def plan(self, event: NormalizedEvent, t: int | None = None) -> list[_Planned]:
@@ -346,7 +362,7 @@ class Engine:
             if t + c.horizon < wm and (c.how != _OVERLAP or _interval(event)[1] + c.horizon < wm):
                 too_late += 1
                 continue
-            if c.how != _WINDOW:
+            if c.how in (_PROXIMITY, _OVERLAP):
                 if loc.lat is None or loc.lon is None:
                     continue
                 assert c.geo is not None
@@ -394,7 +410,7 @@ class Engine:
             rid = rule.id
             for how, arg in c.group_by:
                 if how == _PLACE:
-                    place = getattr(loc, arg, None)
+                    place = getattr(loc, arg, None) if arg != "case_ref" else _case(event)
                     if place:
                         group = f"{arg}={place}"
                         groups.append((group, _tag(group), _tag(rid, group)[:8]))
@@ -414,6 +430,14 @@ class Engine:
                 continue
             if len(groups) > 1:
                 groups = list(dict.fromkeys(groups))
+            if c.how == _ABSENCE:
+                pointer = prefix + "}"
+                for group, _, gid in groups:
+                    aop = absence_op(
+                        rule, value, group, gid, event, t, wm, self.lateness_ms, pointer, kp
+                    )
+                    out.append(_Planned(event, rule, group, aop.tag, aop, aop.head))
+                continue
             obs = Obs(*base, value)
             pointer = prefix + "}" if value is None else f'{prefix},"v":{_json_str(value)}}}'
             args = f"[0,{member_json},{t},{json_str(pointer)},{c.tail}"
@@ -464,55 +488,18 @@ class Engine:
 
     def _alert(self, p: _Planned, m: kinds.Match, alert_id: str, now: int, version: str) -> Alert:
         """The alert of a claimed match (built only once it is claimed)."""
-        rule, event = p.rule, p.event
-        agencies = sorted({o.agency for o in m.evidence})
-        labels = {
-            **rule.labels,
-            "rule": rule.id,
-            "severity": rule.severity.value,
-            "axis": rule.resolved_axis(),
-            "agencies": ",".join(agencies),
-        }
-        department = event.location.department or next(
-            (o.department for o in m.evidence if o.department), None
-        )
-        if department:
-            labels["department"] = department
-        if p.group.startswith("entity:"):
-            labels["entity_kind"] = p.group.split(":", 1)[1].split("=", 1)[0]
-        handling = (
-            Handling.SECRET
-            if any(o.handling == "secret" for o in m.evidence)
-            else Handling.RESTRICTED
-        )
-        types = ", ".join(sorted({o.type for o in m.evidence}))
-        return Alert(
-            alert_id=alert_id,
-            rule=rule.id,
-            severity=rule.severity,
-            labels=labels,
-            annotations=Annotations(
-                summary=f"{rule.title}: {', '.join(agencies)} ({types})",
-                description=rule.description.strip()
-                or f"{rule.kind} within {window_label(rule.window)}",
-                group_key=p.group,  # type: ignore[call-arg]  # extra annotations allowed
-            ),
-            starts_at=datetime.fromtimestamp(max(o.t for o in m.evidence) / 1000, UTC),
-            evidence=[
-                Evidence(
-                    agency=o.agency,  # type: ignore[arg-type]
-                    event_id=o.event_id,
-                    occurred_at=datetime.fromtimestamp(o.t / 1000, UTC),
-                    case_ref=o.case_ref,
-                    contact=o.contact,
-                )
-                for o in m.evidence
-            ],
-            handling=handling,
-            rules_version=version,
-            event_time_lag_ms=max(0, now - event_ms(event.occurred_at)),
-            trigger_published_ms=event.published_ms,
-            emitted_ms=now,
+        event = p.event
+        return build_alert(
+            p.rule,
+            p.group,
+            alert_id,
+            m.evidence,
+            department=event.location.department,
+            starts_ms=max(o.t for o in m.evidence),
+            lag_ms=now - event_ms(event.occurred_at),
+            published_ms=event.published_ms,
+            now=now,
+            version=version,
         )
 
     async def process(
@@ -535,6 +522,12 @@ class Engine:
                 outcome.late.append(event)
             else:
                 planned += ops
+        if self._absence and planned:
+            absent = [p.op for p in planned if p.op.__class__ is AbsenceOp]
+            if absent:
+                planned = [p for p in planned if p.op.__class__ is not AbsenceOp]
+                if self.absences is not None:
+                    await self.absences.record(absent)
         outcome.ops = len(planned)
         version = self.rules.version
         found: dict[int, list[tuple[kinds.Match, Claim]]] = {}
@@ -559,3 +552,34 @@ class Engine:
                 if ok
             ]
         return outcome
+
+    # -- absences -------------------------------------------------------------------------
+    async def fire(self, watermark: int) -> list[tuple[Alert, Taken, str, int]]:
+        """The alerts of the absence timers due by ``watermark`` (event time, ms),
+        taken for this worker: send them, then :meth:`ack`. A timer whose rule
+        is gone (a reload) or whose payload is unreadable is acknowledged with
+        no alert."""
+        if self.absences is None:
+            return []
+        now, version = self.clock(), self.rules.version
+        out: list[tuple[Alert, Taken, str, int]] = []
+        dropped: list[tuple[Taken, str, int]] = []
+        for taken in await self.absences.take(watermark, now):
+            try:
+                rule_id = json.loads(taken.payload)["r"]
+                rule = self.rules.by_id.get(rule_id)
+                if not isinstance(rule, AbsenceRule):
+                    raise KeyError(rule_id)
+                alert, head, ttl = absence_alert(rule, taken, now, version)
+            except (ValueError, KeyError, TypeError):
+                dropped.append((taken, "", 1))
+                continue
+            out.append((alert, taken, head, ttl))
+        if dropped:
+            await self.absences.ack(dropped)
+        return out
+
+    async def ack(self, fired: list[tuple[Alert, Taken, str, int]]) -> None:
+        """Mark fired absence alerts sent (their timers are done)."""
+        if self.absences is not None and fired:
+            await self.absences.ack([(taken, head, ttl) for _, taken, head, ttl in fired])

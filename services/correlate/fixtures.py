@@ -13,6 +13,13 @@ A fixture file (YAML)::
         expect:                     # one item per alert: its rule (default: the
           - {evidence: [s1, s2, s3]} # file's) and its evidence's event ids
         late: [s0]                  # events expected on vigie.events.late
+        watermark: "2026-03-20T00:00:00Z"  # optional: event time reached at the end
+
+Absence rules fire as event time passes their deadlines: after each event
+(the watermark is then the highest event time so far, one stream) and at the
+end, at ``watermark`` when given. Their expectations say when they fire:
+``{evidence: [tip], at: "2026-03-12T00:00:00Z"}`` (the deadline, the alert's
+``starts_at``); ``at`` is required for them and ignored for the other kinds.
 
 Every case runs on a fresh key prefix; then all its events are replayed in
 one batch, which must raise no alert more. :func:`run_file` returns one
@@ -35,6 +42,7 @@ import tempfile
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +51,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from services.correlate.absence import AbsenceStore
 from services.correlate.engine import Engine
 from services.correlate.rules import DEFAULT_DIR, FIXTURES_DIR
 from services.correlate.rules.loader import RuleError, RuleSet, load_dir
 from services.correlate.state import RedisState
 from shared.config import ConfigError, load_yaml
-from shared.models import NormalizedEvent
+from shared.models import Alert, NormalizedEvent
 from shared.redis import Keys, RedisUnreachable, check_redis
 
 #: Allowed lateness used by fixtures (the service default: 7 days).
@@ -117,6 +126,37 @@ def _alert_key(rule: str, ids: list[str] | tuple[str, ...]) -> tuple[str, tuple[
     return (rule, tuple(sorted(ids)))
 
 
+def _when(raw: Any, what: str) -> int:
+    """An ISO 8601 time (UTC when naive) in ms; 0 for None."""
+    if raw is None:
+        return 0
+    try:
+        dt = datetime.fromisoformat(str(raw))
+    except ValueError:
+        raise FixtureError(f"{what}: {raw!r} is not an ISO 8601 time") from None
+    return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _stamp(ms: int) -> str:
+    return "@" + datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _expected(rule: str, x: dict[str, Any], absent: set[str]) -> tuple[str, tuple[str, ...]]:
+    rule_, ids = _alert_key(rule, [str(i) for i in x["evidence"]])
+    if rule in absent:
+        if "at" not in x:
+            raise FixtureError(f"expectation of absence rule {rule!r} without 'at'")
+        ids = (*ids, _stamp(_when(x["at"], f"{rule}: at")))
+    return rule_, ids
+
+
+def _got(alert: Alert, absent: set[str]) -> tuple[str, tuple[str, ...]]:
+    rule, ids = _alert_key(alert.rule, [e.event_id for e in alert.evidence])
+    if alert.rule in absent:
+        ids = (*ids, _stamp(int(alert.starts_at.timestamp() * 1000)))
+    return rule, ids
+
+
 async def run_case(
     redis: aioredis.Redis,
     rules: RuleSet,
@@ -131,25 +171,41 @@ async def run_case(
         events = [to_event(e) for e in case.get("events", [])]
     except (ValidationError, KeyError, TypeError, AttributeError) as exc:
         raise FixtureError(f"{file}: case {name!r}: bad event: {exc}") from None
+    absent = {r.id for r in rules.rules if r.kind == "absence"}
     expected = [
-        _alert_key(str(x.get("rule", default_rule)), [str(i) for i in x["evidence"]])
-        for x in case.get("expect", []) or []
+        _expected(str(x.get("rule", default_rule)), x, absent) for x in case.get("expect", []) or []
     ]
+    end = _when(case.get("watermark"), f"{file}: case {name!r}: watermark")
     prefix = f"vigie-fixture:{uuid.uuid4().hex[:12]}"
-    engine = Engine(rules, RedisState(redis), Keys(prefix), LATENESS_MS, clock=lambda: CLOCK_MS)
+    engine = Engine(
+        rules,
+        RedisState(redis),
+        Keys(prefix),
+        LATENESS_MS,
+        clock=lambda: CLOCK_MS,
+        absences=AbsenceStore(redis, prefix),
+    )
     got: list[tuple[str, tuple[str, ...]]] = []
     late: list[str] = []
+
+    def keep(alerts: list[Alert]) -> list[tuple[str, tuple[str, ...]]]:
+        return [_got(a, absent) for a in alerts if a.rule in scope]
+
+    async def fire(watermark: int) -> list[Alert]:
+        fired = await engine.fire(watermark)
+        await engine.ack(fired)
+        return [a for a, *_ in fired]
+
     try:
         for event in events:
             outcome = await engine.process([event])
             late += [e.event_id for e in outcome.late]
-            got += [
-                _alert_key(a.rule, [e.event_id for e in a.evidence])
-                for a, _ in outcome.alerts
-                if a.rule in scope
-            ]
+            got += keep([a for a, _ in outcome.alerts])
+            got += keep(await fire(engine.watermark))
+        got += keep(await fire(max(end, engine.watermark)))
         replay = await engine.process(events)
-        replay_alerts = sum(1 for a, _ in replay.alerts if a.rule in scope)
+        again = [a for a, _ in replay.alerts] + await fire(max(end, engine.watermark))
+        replay_alerts = len(keep(again))
     finally:
         async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
             await redis.delete(key)

@@ -19,6 +19,9 @@ class CorrelateSettings(Settings):
     #: A partition with no event for this long (wall clock) no longer holds the
     #: watermark back (Flink's idleness timeout).
     idle_partition_s: Annotated[float, Field(gt=0)] = 30.0
+    #: How often (seconds) a worker publishes its watermark and fires the absence
+    #: timers due by the watermark the workers share.
+    absence_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     #: The rules directory (YAML); empty: the default pack shipped with Vigie.
     rules_dir: Path | None = None
     #: How often (seconds) the rules directory is checked for changes (SIGHUP: at once).

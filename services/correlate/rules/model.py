@@ -42,14 +42,16 @@ def _agency(value: str) -> str:
 AgencyName = Annotated[str, AfterValidator(_agency)]
 DetailValue = str | int | float | bool | list[str | int | float | bool]
 
-#: A group key: ``entity:<kind>``, ``entity:*`` (every kind), ``department``, ``site``, ``h3``.
-_GROUP = re.compile(r"^(entity:(\*|[a-z_]+)|department|site|h3|insee)$")
+#: A group key: ``entity:<kind>``, ``entity:*`` (every kind), ``department``, ``site``,
+#: ``h3``, ``insee``, ``case_ref`` (the agency's case: agency and reference).
+_GROUP = re.compile(r"^(entity:(\*|[a-z_]+)|department|site|h3|insee|case_ref)$")
 
 
 def _group_key(value: str) -> str:
     if not _GROUP.match(value):
         raise ValueError(
-            f"{value!r}: group keys are entity:<kind>, entity:*, department, site, h3, insee"
+            f"{value!r}: group keys are entity:<kind>, entity:*, department, site, h3, insee,"
+            " case_ref"
         )
     if value.startswith("entity:") and value != "entity:*":
         EntityKind(value.split(":", 1)[1])  # raises on an unknown kind
@@ -211,8 +213,43 @@ class OverlapRule(_RuleBase):
     different_agencies: bool = True
 
 
+class AbsenceRule(_Grouped):
+    """An ``expect`` event, then **no** ``missing`` event on the same group by its
+    deadline: ``window`` after the event time, or after the time its
+    ``details[after]`` names (ISO 8601; the event time when absent or unreadable).
+
+    It fires once, when event time (the watermark shared by the workers) passes
+    the deadline plus ``lateness`` with no ``missing`` event between the
+    ``expect`` event and the deadline; a ``missing`` event that arrives before
+    then, in time or late, cancels it (docs/rules.md, "Absence").
+    """
+
+    kind: Literal["absence"]
+    expect: Filter
+    missing: Filter
+    after: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")] | None = None
+    #: How long after the deadline (event time) a late ``missing`` event may still cancel it.
+    lateness: DurationMs | None = None
+
+    def all_types(self) -> list[str]:
+        return [t.value for t in self.expect.types] or super().all_types()
+
+    def role(self, etype: str, agency: str, details: dict[str, Any]) -> str | None:
+        """``"a"`` (an expect event), ``"b"`` (a missing one) or None."""
+        if not self.filter.matches(etype, agency, details):
+            return None
+        if self.expect.matches(etype, agency, details):
+            return "a"
+        if self.missing.matches(etype, agency, details):
+            return "b"
+        return None
+
+    def wants(self, etype: str, agency: str, details: dict[str, Any]) -> bool:
+        return self.role(etype, agency, details) is not None
+
+
 Rule = Annotated[
-    ThresholdRule | DistinctRule | SequenceRule | ProximityRule | OverlapRule,
+    ThresholdRule | DistinctRule | SequenceRule | ProximityRule | OverlapRule | AbsenceRule,
     Field(discriminator="kind"),
 ]
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from services.correlate.absence import AbsenceOp
 from services.correlate.engine import _ASK, Engine, _possible_types
 from services.correlate.rules import DEFAULT_DIR
 from services.correlate.rules.loader import load_dir
@@ -37,6 +38,9 @@ def _reference_groups(rule: Any, event: NormalizedEvent) -> list[str]:
         elif key.startswith("entity:"):
             kind = key.split(":", 1)[1]
             out += [f"{key}={e.token}" for e in event.entities if e.kind.value == kind]
+        elif key == "case_ref":
+            if event.case_ref:
+                out.append(f"case_ref={event.agency}:{event.case_ref}")
         else:
             value = getattr(event.location, key, None)
             if value:
@@ -68,10 +72,13 @@ def test_plan_visits_the_rules_every_event_needs_and_only_those() -> None:
         assert len(planned) == len({(p.rule.id, p.group) for p in planned})
         for p in planned:
             kinds_seen.add(p.rule.kind)
+            if p.rule.kind == "absence":
+                assert isinstance(p.op, AbsenceOp) and p.op.role in ("a", "b")
+                continue
             assert p.op.pointer == p.op.obs.to_json()
             assert p.op.args and p.op.args == json.dumps(_args(p.op), separators=(",", ":"))
             assert isinstance(p.op, GeoOp if p.rule.kind in ("proximity", "overlap") else WindowOp)
-    assert kinds_seen == {"threshold", "distinct", "sequence", "proximity", "overlap"}
+    assert kinds_seen == {"threshold", "distinct", "sequence", "proximity", "overlap", "absence"}
 
 
 def test_the_type_index_follows_filters_steps_until_and_roles(tmp_path: Path) -> None:

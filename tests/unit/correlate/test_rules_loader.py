@@ -41,6 +41,8 @@ def test_default_pack_loads_with_every_rule_of_the_plan() -> None:
         "corruption_link",
         "laundering_link",
         "arms_and_drugs",
+        "maritime_tip_unanswered",
+        "operation_without_outcome",
     }
     assert len(rules.version) == 12
     assert {r.kind for r in rules.rules} == {
@@ -49,6 +51,7 @@ def test_default_pack_loads_with_every_rule_of_the_plan() -> None:
         "sequence",
         "proximity",
         "overlap",
+        "absence",
     }
 
 
