@@ -161,6 +161,9 @@ def test_silence_with_preview_mutes_a_matching_alert(
     expect(silences.listed()).to_have_count(1)
     before = metric(notify, 'vigie_notify_muted_total{reason="silenced"}')
     publish(alert(302, rule="noisy_rule"), alert(303))
+    # recorded by notify, routed to the cell, muted: on the live page as such
+    alerts = AlertsPage(page, base).goto()
+    expect(alerts.row("al00302")).to_have_attribute("data-status", "muted")
     # the next alert is notified; the silenced one is counted as muted, never sent
     muted = 'vigie_notify_muted_total{reason="silenced"}'
     assert wait_until(

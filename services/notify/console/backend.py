@@ -77,7 +77,7 @@ def _evidence(items: Sequence[dict[str, Any]]) -> list[Evidence]:
     ]
 
 
-def _alert_out(v: dict[str, Any], extra: dict[str, Any]) -> AlertOut:
+def alert_out(v: dict[str, Any], extra: dict[str, Any]) -> AlertOut:
     labels = v.get("labels", {})
     ann = v.get("annotations", {})
     inc: dict[str, str] = extra["inc"]
@@ -135,7 +135,7 @@ async def alerts(d: Dispatcher, cell: str, limit: int = 200) -> list[AlertOut]:
             "up": up,
             "escalated": up is not None and esc not in (None, True),
         }
-        out.append(_alert_out(v, extra))
+        out.append(alert_out(v, extra))
     return out
 
 

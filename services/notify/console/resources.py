@@ -143,6 +143,10 @@ class AlertOut(_Out):
     escalationDueAt: str | None = Field(None, description="next escalation, if armed")
     escalatesTo: str | None = None
     escalatedTo: str | None = Field(None, description="the cell it was escalated to")
+    notified: bool = Field(
+        default=True, description="false: routed to the cell, not sent yet (console)"
+    )
+    mutedBy: str | None = Field(default=None, description="the cell's silence muting it (console)")
 
 
 class AlertList(_Out):

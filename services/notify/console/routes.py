@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from services.notify import api
 from services.notify.console.assets import dsfr_dist
+from services.notify.console.pending import firing_key
 from services.notify.console.session import COOKIE, LANG_COOKIE, PATH, Session, Sessions
 from services.notify.console.views import HERE, LANGS, MAX_FORM, Console
 
@@ -140,12 +141,13 @@ class Entry:
                     p.zcard(index)
                     p.zrevrange(index, 0, 0, withscores=True)
                     p.exists(self.c.sessions.key_of(s))
-                    size, top, alive = await p.execute()
+                    p.hlen(firing_key(self.c.d))  # recorded, maybe not sent yet
+                    size, top, alive, firing = await p.execute()
                 if not alive:
                     await resp.write(b"event: signedout\ndata: {}\n\n")
                     return
-                if (size, top) != seen or loop.time() >= refresh_at:
-                    seen, refresh_at = (size, top), loop.time() + REFRESH_S
+                if (size, top, firing) != seen or loop.time() >= refresh_at:
+                    seen, refresh_at = (size, top, firing), loop.time() + REFRESH_S
                     html = self.c.rows_html(request, s, await self.c.rows(s.cell, dept))
                     digest = hashlib.sha256(html.encode()).hexdigest()
                     if digest != sent:

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from services.notify import api
 from services.notify.console import backend
 from services.notify.console.mapdata import NAMES_OVERSEAS, OVERSEAS, outlines
+from services.notify.console.pending import pending
 from services.notify.console.resources import AlertOut, SilenceIn
 from services.notify.console.session import (
     LANG_COOKIE,
@@ -137,7 +138,8 @@ class Console:
         return self.render(request, s, "alerts.html", alerts=rows, dept=dept, page="/alerts")
 
     async def rows(self, cell: str, dept: str | None) -> list[AlertOut]:
-        rows = await backend.alerts(self.d, cell)
+        """Routed-but-not-sent alerts (newest, :mod:`.pending`), then those the cell holds."""
+        rows = await pending(self.d, cell, self.d.clock()) + await backend.alerts(self.d, cell)
         return [a for a in rows if dept is None or a.department == dept]
 
     def rows_html(self, request: web.Request, s: Session, rows: list[AlertOut]) -> str:
@@ -234,8 +236,8 @@ class Console:
 
     async def map(self, request: web.Request, s: Session) -> web.StreamResponse:
         counts: dict[str, int] = {}
-        for a in await backend.alerts(self.d, s.cell):
-            if a.status != "resolved" and a.department:
+        for a in await self.rows(s.cell, None):
+            if a.status != "resolved" and not a.mutedBy and a.department:
                 counts[a.department] = counts.get(a.department, 0) + 1
         shapes = outlines()
         return self.render(
