@@ -9,12 +9,12 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from services.ingest.deadletter import framed_size
 from shared.kafka import ensure_topics
-from shared.kafkacluster import KafkaCluster
 from shared.localstack import LocalStack
 from shared.topics import Topics
 from tests.integration.test_ingest import enc, event
@@ -36,9 +36,12 @@ async def create_capped(bootstrap: str, topic: str, cap: int) -> None:
         await admin.close()
 
 
+@pytest.mark.brokers
 async def test_dead_letter_keeps_key_headers_and_fits_the_topic_cap(
-    stack: LocalStack, tmp_path: Path, topic_prefix: str, redis_prefix: str
+    broker_stack: LocalStack, tmp_path: Path, topic_prefix: str, redis_prefix: str
 ) -> None:
+    """On Apache Kafka the broker itself enforces the cap (a record over it is refused)."""
+    stack = broker_stack
     topics = Topics(topic_prefix)
     await create_capped(stack.bootstrap, topics.events_dlq, CAP)
     await ensure_topics(stack.bootstrap, topics.all(), 1)
@@ -108,7 +111,7 @@ def wait_metric(proc: ServiceProcess, name: str, value: float, timeout: float = 
 
 
 async def test_a_refused_dead_letter_is_not_committed_and_is_read_again(
-    stack: LocalStack, tmp_path: Path, topic_prefix: str, redis_prefix: str
+    kafka_stack: LocalStack, tmp_path: Path, topic_prefix: str, redis_prefix: str
 ) -> None:
     """Apache Kafka enforces ``max.message.bytes``: lower the DLQ topic's cap under
     any record while ingest runs; the send fails, the message is held (the
@@ -116,37 +119,32 @@ async def test_a_refused_dead_letter_is_not_committed_and_is_read_again(
     a restarted ingest reads it again and dead-letters it."""
     topics = Topics(topic_prefix)
     inbound = topics.inbound("police")
-    with KafkaCluster(workdir=tmp_path / "kafka", nodes=1) as kafka:
-        bootstrap = kafka.bootstrap
-        await create_capped(bootstrap, topics.events_dlq, CAP)
-        await ensure_topics(bootstrap, topics.all(), 1)
-        env = {
-            "VIGIE_KAFKA_BOOTSTRAP": bootstrap,
-            "VIGIE_PSEUDO_KEY": "integration-test-key-" + "x" * 24,
-            "VIGIE_RETRIES": "2",
-        }
-        proc = start_ingest(stack, tmp_path / "a", topic_prefix, redis_prefix, 1, **env)
-        try:
-            await produce(bootstrap, inbound, [enc(event("police", 0))])
-            wait_metric(proc, "vigie_ingest_published_total", 1)
-            await set_cap(bootstrap, topics.events_dlq, 200)  # under any dead-letter record
-            await produce(bootstrap, inbound, [b"{oops", enc(event("police", 1))])
-            wait_metric(proc, "vigie_ingest_dead_letter_failed_total", 1)
-            wait_metric(proc, "vigie_ingest_published_total", 2)  # it goes on
-            metrics = scrape(proc.port)
-        finally:
-            assert proc.stop() == 0, proc.tail(20)
-        assert metrics.get("vigie_ingest_rejected_total", 0) == 0
-        # a clean stop commits every acked offset, and none past the held message
-        assert await committed(bootstrap, f"{topic_prefix}vigie-ingest", inbound) == 1
+    bootstrap = kafka_stack.bootstrap
+    await create_capped(bootstrap, topics.events_dlq, CAP)
+    await ensure_topics(bootstrap, topics.all(), 1)
+    env = {"VIGIE_PSEUDO_KEY": "integration-test-key-" + "x" * 24, "VIGIE_RETRIES": "2"}
+    proc = start_ingest(kafka_stack, tmp_path / "a", topic_prefix, redis_prefix, 1, **env)
+    try:
+        await produce(bootstrap, inbound, [enc(event("police", 0))])
+        wait_metric(proc, "vigie_ingest_published_total", 1)
+        await set_cap(bootstrap, topics.events_dlq, 200)  # under any dead-letter record
+        await produce(bootstrap, inbound, [b"{oops", enc(event("police", 1))])
+        wait_metric(proc, "vigie_ingest_dead_letter_failed_total", 1)
+        wait_metric(proc, "vigie_ingest_published_total", 2)  # it goes on
+        metrics = scrape(proc.port)
+    finally:
+        assert proc.stop() == 0, proc.tail(20)
+    assert metrics.get("vigie_ingest_rejected_total", 0) == 0
+    # a clean stop commits every acked offset, and none past the held message
+    assert await committed(bootstrap, f"{topic_prefix}vigie-ingest", inbound) == 1
 
-        await set_cap(bootstrap, topics.events_dlq, CAP)
-        proc = start_ingest(stack, tmp_path / "b", topic_prefix, redis_prefix, 1, **env)
-        try:
-            dead = await consume_all(bootstrap, topics.events_dlq, expect=1, settle=0.5)
-            wait_metric(proc, "vigie_ingest_rejected_total", 1)
-        finally:
-            assert proc.stop() == 0, proc.tail(20)
+    await set_cap(bootstrap, topics.events_dlq, CAP)
+    proc = start_ingest(kafka_stack, tmp_path / "b", topic_prefix, redis_prefix, 1, **env)
+    try:
+        dead = await consume_all(bootstrap, topics.events_dlq, expect=1, settle=0.5)
+        wait_metric(proc, "vigie_ingest_rejected_total", 1)
+    finally:
+        assert proc.stop() == 0, proc.tail(20)
     [record] = dead
     rec = json.loads(record.value)
     assert rec["reason"] == "not_json" and rec["source"]["offset"] == 1
