@@ -89,6 +89,34 @@ AXIS_OF_TYPE: dict[str, str] = {
 }
 
 
+#: The ``details`` the default rule pack reads (documented in the inbound JSON
+#: Schema; ``details`` stays open, none is required).
+KNOWN_DETAILS: dict[str, Any] = {
+    "starts_at": {
+        "type": "string",
+        "format": "date-time",
+        "description": "planned_operation: when it starts (operation_deconfliction)",
+    },
+    "ends_at": {
+        "type": "string",
+        "format": "date-time",
+        "description": "planned_operation: when it ends; an outcome report is expected "
+        "within 3 days on the same case_ref (operation_without_outcome)",
+    },
+    "expected_arrival": {
+        "type": "string",
+        "format": "date-time",
+        "description": "maritime_intel, international_tip: when the vessel or container is "
+        "expected in port; a seizure or operation report on it is expected within 2 days "
+        "(maritime_tip_unanswered)",
+    },
+    "expected_port": {
+        "type": "string",
+        "description": "maritime_intel, international_tip: the expected port (UN/LOCODE)",
+    },
+}
+
+
 class EntityKind(StrEnum):
     PERSON = "person"
     PHONE = "phone"
@@ -201,8 +229,12 @@ class InboundEvent(BaseModel):
     reported_at: UtcDatetime | None = None
     location: Location | None = None
     entities: Annotated[list[Entity], Field(max_length=64)] = Field(default_factory=list)
-    #: Type-specific and open, but bounded (the message size bounds the rest).
-    details: Annotated[dict[str, Any], Field(max_length=64)] = Field(default_factory=dict)
+    #: Type-specific and open, but bounded (the message size bounds the rest);
+    #: the details rules read are documented in the JSON Schema (not enforced).
+    details: Annotated[
+        dict[str, Any],
+        Field(max_length=64, json_schema_extra={"properties": KNOWN_DETAILS}),
+    ] = Field(default_factory=dict)
     handling: Handling = Handling.RESTRICTED
     case_ref: ShortText | None = None
     contact: ShortText | None = None

@@ -60,6 +60,8 @@ RULES: dict[str, tuple[str, str]] = {
     "corruption_link": ("high", "organisations"),
     "laundering_link": ("warning", "organisations"),
     "arms_and_drugs": ("high", "organisations"),
+    "maritime_tip_unanswered": ("high", "circulation"),
+    "operation_without_outcome": ("warning", "circulation"),
 }
 TD_WINDOW = timedelta(days=90)
 TD_KINDS = {"person", "phone", "vehicle", "vessel", "container", "bank_account"}
@@ -310,6 +312,7 @@ class _Gen:
         entities: list[tuple[str, str]] = (),  # type: ignore[assignment]
         details: dict[str, Any] | None = None,
         handling: str | None = None,
+        case_ref: str | None = None,
     ) -> str:
         """Append one event; ``entities`` are (canonical, written). Returns its event_id."""
         self.counter += 1
@@ -333,7 +336,7 @@ class _Gen:
         ev["details"] = details or {}
         if handling:
             ev["handling"] = handling
-        ev["case_ref"] = f"{PREFIX[agency].upper()}-{at.year}-{self.counter:05d}"
+        ev["case_ref"] = case_ref or f"{PREFIX[agency].upper()}-{at.year}-{self.counter:05d}"
         ev["contact"] = CONTACT[agency]
         InboundEvent.model_validate(ev)
         self.events.append(ev)
@@ -845,6 +848,84 @@ def _situations(g: _Gen, days: int) -> None:
     g.event("diplomatie", "international_tip", anchor(3), "973", entities=[g.fresh("container")])
 
 
+def _absences(g: _Gen, days: int) -> set[str]:
+    """The absence situations; returns the planned operations left without a report."""
+    d, h = timedelta(days=1), timedelta(hours=1)
+    span = max(days - 2, 1)
+    t = g.start + timedelta(days=1 + 2 * span / 10, hours=7)
+    # 11. a navy tip on a vessel expected at Dunkirk in 3 days; nothing on it since
+    tip = g.event(
+        "marine",
+        "maritime_intel",
+        t,
+        "59",
+        point=g.place("59"),
+        entities=[g.fresh("vessel")],
+        details={
+            "vector": "maritime",
+            "expected_arrival": (t + 3 * d).isoformat(),
+            "expected_port": "FRDKK",
+        },
+    )
+    g.expect("maritime_tip_unanswered", "59", [tip], "tip, and nothing at the expected port")
+    vessel = g.fresh("vessel")
+    answered = g.event(
+        "sgmer",
+        "maritime_intel",
+        t,
+        "13",
+        point=g.place("13"),
+        entities=[vessel],
+        details={
+            "vector": "maritime",
+            "expected_arrival": (t + 2 * d).isoformat(),
+            "expected_port": "FRMRS",
+        },
+    )
+    boarding = g.event("sgmer", "operation_report", t + 3 * d, "13", entities=[vessel])
+    g.miss("maritime_tip_unanswered", "boarded a day after its arrival", [answered, boarding])
+    # 12. a planned operation in 69 that ended with no outcome report
+    t = g.start + timedelta(days=1 + 3 * span / 10, hours=9)
+    op = g.event(
+        "gendarmerie",
+        "planned_operation",
+        t,
+        "69",
+        point=g.place("69"),
+        details={"starts_at": (t + d).isoformat(), "ends_at": (t + d + 4 * h).isoformat()},
+    )
+    g.expect("operation_without_outcome", "69", [op], "operation ended, no outcome report")
+    late = g.event(
+        "police",
+        "planned_operation",
+        t,
+        "93",
+        point=g.place("93"),
+        details={"starts_at": (t + d).isoformat(), "ends_at": (t + d + 2 * h).isoformat()},
+    )
+    case = next(e["case_ref"] for e in g.events if e["event_id"] == late)
+    report = g.event("police", "operation_report", t + 3 * d + 22 * h, "93", case_ref=case)
+    g.miss("operation_without_outcome", "report 2 days 20 hours after the end (3d)", [late, report])
+    return {op, late}
+
+
+def _outcome_reports(g: _Gen, unreported: set[str]) -> None:
+    """Every other planned operation gets its outcome report (same agency, same
+    case, 6 hours after its end): background traffic raises no absence."""
+    for ev in list(g.events):
+        if ev["type"] != "planned_operation" or ev["event_id"] in unreported:
+            continue
+        end = datetime.fromisoformat(ev["details"]["ends_at"])
+        dept = ev["location"]["department"]
+        g.event(
+            ev["agency"],
+            "operation_report",
+            end + timedelta(hours=6),
+            dept,
+            case_ref=ev["case_ref"],
+        )
+
+
 def _target_oracle(g: _Gen) -> None:
     """Add the target_deconfliction alerts that situations raise as a side effect.
 
@@ -928,6 +1009,8 @@ def generate(
     g = _Gen(random.Random(seed), start, seed)
     _background(g, days, volume)
     _situations(g, days)
+    unreported = _absences(g, days)
+    _outcome_reports(g, unreported)
     _target_oracle(g)
     _check(g)
     g.events.sort(key=lambda e: (datetime.fromisoformat(e["occurred_at"]), e["event_id"]))
