@@ -74,8 +74,11 @@ def handler(
     prefix: str = "t.", **over: object
 ) -> tuple[IngestHandler, MemoryDedup, MemorySender, IngestMetrics]:
     """An :class:`IngestHandler` on in-memory fakes, with its own registry."""
+    fields: dict[str, object] = {"retries": 2, **over}
     settings = IngestSettings(
-        topic_prefix=prefix, pseudo_key="unit-test-key-0123456789abcdef", retries=2, **over
+        topic_prefix=prefix,
+        pseudo_key="unit-test-key-0123456789abcdef",
+        **fields,  # type: ignore[arg-type]
     )
     metrics = IngestMetrics(CollectorRegistry())
     pseudo = TokenCache(Pseudonymizer(settings.key_bytes(), "t1"))
