@@ -130,22 +130,32 @@ def replay(
         str | None,
         typer.Option(help="send every line to this topic instead of agency.<agency>.events"),
     ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="record the last line delivered here (every 1,000 lines); run again with "
+            "the same file to resume after it"
+        ),
+    ] = None,
 ) -> None:
-    """Publish inbound events to agency.<agency>.events, with a progress bar."""
+    """Publish inbound events to agency.<agency>.events, with a progress bar
+    (large files are streamed; --checkpoint makes the replay resumable)."""
     from shared.kafkaauth import client_options
-    from vigie.replay import parse_lines, publish, read_file
+    from vigie.replay import Checkpoint, count_lines, publish, stream_lines
 
     try:
         settings = load(Settings)
     except SettingsError as exc:
         fail(str(exc), 2)
+    mark = Checkpoint(checkpoint, file) if checkpoint else None
     try:
-        text = read_file(file)
+        total, done = count_lines(file), mark.load() if mark else 0
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror}", 2)
-    lines, bad = parse_lines(text, Topics(settings.topic_prefix), topic)
-    for number, reason in bad:
-        err.print(f"line {number}: {reason} (skipped)", markup=False, highlight=False)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    bad: list[tuple[int, str]] = []
+    lines = stream_lines(file, Topics(settings.topic_prefix), topic, bad, after=done)
     with Progress(
         TextColumn("replay"),
         BarColumn(),
@@ -153,9 +163,9 @@ def replay(
         TimeElapsedColumn(),
         console=err,
         transient=False,
-        disable=not lines,
+        disable=total <= done,
     ) as bar:
-        task = bar.add_task("replay", total=len(lines))
+        task = bar.add_task("replay", total=total, completed=done)
         try:
             sent = asyncio.run(
                 publish(
@@ -165,10 +175,15 @@ def replay(
                     lambda n: bar.advance(task, n),
                     options=client_options(settings),
                     idempotence=settings.kafka_idempotence,
+                    delivered=mark.save if mark else None,
                 )
             )
         except (BrokerUnreachable, SettingsError) as exc:
             fail(str(exc))
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {file}: {exc}", 2)
+    for number, reason in bad:
+        err.print(f"line {number}: {reason} (skipped)", markup=False, highlight=False)
     out.print(f"sent {sent} event(s), skipped {len(bad)} bad line(s)")
     if bad:
         raise typer.Exit(1)
