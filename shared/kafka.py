@@ -35,10 +35,19 @@ class BrokerUnreachable(ConnectionError):
 def unreachable(
     bootstrap: str, exc: BaseException, options: Mapping[str, Any]
 ) -> BrokerUnreachable:
-    """The one-line error for a failed connection; names the principal when SASL is used."""
+    """The one-line error for a failed connection; names the principal when SASL is used.
+
+    aiokafka reports a refused password like an absent broker (it logs the
+    authentication failure and raises ``KafkaConnectionError``), so with SASL
+    the message names both causes and the settings to check.
+    """
     user = options.get("sasl_plain_username")
-    who = f" as VIGIE_KAFKA_SASL_USERNAME={user}" if user else ""
-    return BrokerUnreachable(f"cannot reach Kafka at {bootstrap}{who}: {type(exc).__name__}")
+    if not user:
+        return BrokerUnreachable(f"cannot reach Kafka at {bootstrap}: {type(exc).__name__}")
+    return BrokerUnreachable(
+        f"cannot reach Kafka at {bootstrap} as VIGIE_KAFKA_SASL_USERNAME={user} (password "
+        f"refused, certificate not trusted or no broker there): {type(exc).__name__}"
+    )
 
 
 async def _admin(
