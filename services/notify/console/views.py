@@ -139,7 +139,10 @@ class Console:
 
     async def rows(self, cell: str, dept: str | None) -> list[AlertOut]:
         """Routed-but-not-sent alerts (newest, :mod:`.pending`), then those the cell holds."""
-        rows = await pending(self.d, cell, self.d.clock()) + await backend.alerts(self.d, cell)
+        waiting = await pending(self.d, cell, self.d.clock())
+        held = await backend.alerts(self.d, cell)
+        ids = {a.id for a in held}  # held meanwhile: listed once, as held
+        rows = [a for a in waiting if a.id not in ids] + held
         return [a for a in rows if dept is None or a.department == dept]
 
     def rows_html(self, request: web.Request, s: Session, rows: list[AlertOut]) -> str:
