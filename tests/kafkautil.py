@@ -10,13 +10,21 @@ broker, so "nothing more came" can be asserted without waiting for time.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from shared.topics import Topics
 from tests.waiting import until
+
+#: The topics each service consumes (its consumer group is ``<prefix>vigie-<name>``).
+INPUTS: dict[str, Callable[[Topics], list[str]]] = {
+    "ingest": lambda t: t.all_inbound,
+    "correlate": lambda t: [t.events],
+    "notify": lambda t: [t.alerts],
+}
 
 
 async def produce(
@@ -134,3 +142,17 @@ async def wait_caught_up(
         return all(done[tp] >= n for tp, n in ends.items())
 
     await until(caught_up, timeout, f"group {group} committed {sorted(topics)} up to {ends}")
+
+
+async def wait_services_caught_up(
+    bootstrap: str,
+    topics: Topics,
+    services: Iterable[str] = ("ingest", "correlate"),
+    timeout: float = 60.0,
+) -> None:
+    """:func:`wait_caught_up` for each of ``services`` in turn (list upstream
+    first): once it returns, each has processed everything written to its input
+    topics before (its own upstream's output included), and written its output."""
+    for name in services:
+        group = f"{topics.prefix}vigie-{name}"
+        await wait_caught_up(bootstrap, group, INPUTS[name](topics), timeout)
