@@ -24,7 +24,7 @@ from rich.console import Console
 from services.correlate.fixtures import cli_rules_test
 from services.correlate.rules import DEFAULT_DIR, FIXTURES_DIR
 from shared.localstack import LocalStack
-from tests.kafkautil import consume_all, produce
+from tests.kafkautil import consume_all, produce, wait_services_caught_up
 from vigie.replay import parse_lines, publish
 from vigie.stack import Pipeline
 
@@ -222,7 +222,8 @@ async def test_scenario_through_ingest_and_correlate(
     assert not bad
     await publish(bootstrap, lines)
 
-    records = await consume_all(bootstrap, topics.alerts, expect=len(EXPECTED), settle=2.0)
+    await wait_services_caught_up(bootstrap, topics)  # then every alert is written
+    records = await consume_all(bootstrap, topics.alerts, expect=len(EXPECTED))
     alerts = [json.loads(r.value) for r in records]
     got = _summary([r.value for r in records])
     assert sorted(got) == sorted(EXPECTED)  # exactly these, each once
@@ -239,7 +240,7 @@ async def test_scenario_through_ingest_and_correlate(
         assert clear not in blob  # pointers and tokens only
 
     # replay: the inbound events again, and the normalised events straight to correlate
-    normalised = await consume_all(bootstrap, topics.events, expect=len(SCENARIO), settle=0.5)
+    normalised = await consume_all(bootstrap, topics.events, expect=len(SCENARIO))
     assert len(normalised) == len(SCENARIO)
     await publish(bootstrap, lines)
     await produce(bootstrap, topics.events, [r.value for r in normalised])
@@ -255,11 +256,12 @@ async def test_scenario_through_ingest_and_correlate(
     await produce(
         bootstrap, topics.events, [json.dumps(x).encode() for x in (anchor, late)], key=b"late"
     )
-    late_records = await consume_all(bootstrap, topics.events_late, expect=1, settle=0.5)
+    await wait_services_caught_up(bootstrap, topics)  # the replays are processed
+    late_records = await consume_all(bootstrap, topics.events_late, expect=1)
     assert [json.loads(r.value)["event_id"] for r in late_records] == ["late-1"]
-    dlq = await consume_all(bootstrap, topics.events_dlq, expect=1, settle=0.5)
+    dlq = await consume_all(bootstrap, topics.events_dlq, expect=1)
     assert [json.loads(r.value)["reason"] for r in dlq] == ["bad_normalized_event"]
-    again = await consume_all(bootstrap, topics.alerts, settle=1.0, timeout=2.0)
+    again = await consume_all(bootstrap, topics.alerts)
     assert len(again) == len(EXPECTED)  # nothing more
 
     port = pipeline.services["correlate"].port
@@ -291,7 +293,8 @@ async def test_scenario_through_ingest_and_correlate(
         )
         arrests.append(json.dumps(ev).encode())
     await produce(bootstrap, topics.events, arrests)
-    records = await consume_all(bootstrap, topics.alerts, expect=len(EXPECTED) + 1, settle=0.5)
+    await wait_services_caught_up(bootstrap, topics, ["correlate"])
+    records = await consume_all(bootstrap, topics.alerts, expect=len(EXPECTED) + 1)
     new = [json.loads(r.value) for r in records if json.loads(r.value)["rule"] == "arrests_pair"]
     assert len(new) == 1
     assert new[0]["rules_version"] != version
