@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +26,8 @@ from services.correlate.state import MemoryState, key_slot_of
 from shared.localstack import LocalStack
 from shared.models import NormalizedEvent
 from shared.redis import Keys
-from tests.kafkautil import consume_all, produce
+from tests.kafkautil import consume_all, produce, wait_services_caught_up
+from tests.waiting import until
 from vigie.stack import Pipeline
 
 T0 = datetime(2026, 3, 1, 3, tzinfo=UTC)
@@ -116,26 +116,35 @@ async def test_a_timer_armed_by_a_killed_worker_fires_from_another(
     tip = _tip(7).model_dump_json(by_alias=True).encode()
     await produce(bootstrap, topics.events, [tip], key=b"v7")
     redis = aioredis.Redis.from_url(pipeline.stack.redis_url)
+    timers = f"{pipeline.redis_prefix}:corr:{{abs*}}:a[tl]"  # armed, or taken by a worker
+
+    async def armed() -> bool:
+        return bool([k async for k in redis.scan_iter(match=timers)])
+
+    async def none_armed() -> bool:
+        """Every timer fired and acknowledged: its alert is on the topic (a
+        worker sends before it acknowledges) and nothing is left to fire."""
+        return not await armed()
+
     try:
-        pattern = f"{pipeline.redis_prefix}:corr:{{abs*}}:at"
-        deadline = time.monotonic() + 30
-        while not [k async for k in redis.scan_iter(match=pattern)]:
-            assert time.monotonic() < deadline, "the tip armed no timer"
-            await asyncio.sleep(0.2)
+        await until(armed, 30, "the tip arms a timer")
+        pipeline.services["correlate"].kill()
+        pipeline.start_service("correlate", "2")
+        pipeline.wait_ready(60, ["correlate2"])
+        later = _event("sz-other", "seizure", T0 + timedelta(days=10), "v-other")
+        await produce(bootstrap, topics.events, [later.model_dump_json(by_alias=True).encode()])
+        await until(none_armed, 60, "the tip's timer fired and was acknowledged")
+        alerts = await consume_all(bootstrap, topics.alerts, expect=1)
+        absent = [json.loads(r.value) for r in alerts]
+        absent = [a for a in absent if a["rule"] == "maritime_tip_unanswered"]
+        want = fingerprint("maritime_tip_unanswered", "entity:vessel=v7", "marine|tip-7")
+        assert [a["alert_id"] for a in absent] == [want]
+        assert absent[0]["starts_at"].startswith("2026-03-05T03:00:00")
+        # a replay of the tip raises nothing more
+        await produce(bootstrap, topics.events, [tip], key=b"v7")
+        await wait_services_caught_up(bootstrap, topics, ["correlate"])
+        await until(none_armed, 60, "no timer left after the replay")
     finally:
         await redis.aclose()
-    pipeline.services["correlate"].kill()
-    pipeline.start_service("correlate", "2")
-    pipeline.wait_ready(60, ["correlate2"])
-    later = _event("sz-other", "seizure", T0 + timedelta(days=10), "v-other")
-    await produce(bootstrap, topics.events, [later.model_dump_json(by_alias=True).encode()])
-    alerts = await consume_all(bootstrap, topics.alerts, expect=1, timeout=60, settle=1.0)
-    absent = [json.loads(r.value) for r in alerts]
-    absent = [a for a in absent if a["rule"] == "maritime_tip_unanswered"]
-    want = fingerprint("maritime_tip_unanswered", "entity:vessel=v7", "marine|tip-7")
-    assert [a["alert_id"] for a in absent] == [want]
-    assert absent[0]["starts_at"].startswith("2026-03-05T03:00:00")
-    # a replay of the tip raises nothing more
-    await produce(bootstrap, topics.events, [tip], key=b"v7")
-    again = await consume_all(bootstrap, topics.alerts, timeout=3.0, settle=0.5)
+    again = await consume_all(bootstrap, topics.alerts)
     assert len([r for r in again if json.loads(r.value)["rule"] == "maritime_tip_unanswered"]) == 1
