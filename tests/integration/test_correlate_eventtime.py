@@ -78,7 +78,7 @@ async def _run(pipeline: Pipeline, lines: list[str], rate: float | None) -> tupl
         await asyncio.sleep(0.5)
     raised = int(await _counter(port, "vigie_correlate_alerts_total"))
     late = int(await _counter(port, "vigie_correlate_late_total"))
-    records = await consume_all(bootstrap, topics.alerts, expect=raised, settle=0.5)
+    records = await consume_all(bootstrap, topics.alerts, expect=raised)
     alerts = [json.loads(r.value) for r in records]
     ids = {a["alert_id"] for a in alerts}
     assert len(ids) == len(alerts) == raised  # each once
