@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.notify.api import bearer
+from services.notify.console.backend import rfc3339, rfc3339_text
 from services.notify.console.mapdata import OVERSEAS, outlines
 from services.notify.console.resources import SilenceIn
 from services.notify.console.views import CATALOGUE, map_level, translate
@@ -85,3 +86,10 @@ def test_good_silence_and_its_period() -> None:
 )
 def test_bearer_scheme_in_any_case(header: str, token: str | None) -> None:
     assert bearer(header) == token
+
+
+def test_times_are_rfc3339_with_an_offset() -> None:
+    assert rfc3339_text("2026-01-01T10:00:00") == "2026-01-01T10:00:00+00:00"
+    assert rfc3339_text("2026-01-01T10:00:00+02:00") == "2026-01-01T10:00:00+02:00"
+    assert rfc3339("1767261600.5") == "2026-01-01T10:00:00.500000+00:00"
+    assert rfc3339(None) is None and rfc3339("nan-ish") is None

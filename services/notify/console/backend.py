@@ -33,6 +33,15 @@ def rfc3339(epoch: float | str | None) -> str | None:
         return None
 
 
+def rfc3339_text(value: object) -> str:
+    """An ISO time as RFC 3339 (a time without offset is taken as UTC); as is if not a time."""
+    try:
+        t = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).isoformat()
+
+
 def status_of(alert_status: str, inc: dict[str, str]) -> Status:
     """The one status vocabulary: resolved wins, then acknowledged, else firing."""
     if inc.get("state") == "resolved" or alert_status == "resolved":
@@ -69,7 +78,7 @@ def _evidence(items: Sequence[dict[str, Any]]) -> list[Evidence]:
         Evidence(
             agency=str(e.get("agency", "")),
             eventId=str(e.get("event_id", "")),
-            occurredAt=str(e.get("occurred_at", "")),
+            occurredAt=rfc3339_text(e.get("occurred_at", "")),
             caseRef=e.get("case_ref"),
             contact=e.get("contact"),
         )
@@ -97,7 +106,7 @@ def alert_out(v: dict[str, Any], extra: dict[str, Any]) -> AlertOut:
         redacted=bool(v.get("redacted")),
         contact=v.get("contact"),
         handling=str(v.get("handling", "")),
-        startsAt=v.get("startsAt", ""),
+        startsAt=rfc3339_text(v.get("startsAt", "")),
         heldSince=rfc3339(extra["held"]),
         acknowledgedBy=inc.get("acked_by") or None,
         acknowledgedAt=rfc3339(inc.get("acked_at")),
