@@ -26,7 +26,7 @@ from services.correlate.rules.loader import load_dir
 from shared.kafka import ensure_topics
 from shared.localstack import LocalStack, free_port
 from shared.topics import Topics
-from tests.kafkautil import consume_all, produce
+from tests.kafkautil import consume_all, produce, wait_services_caught_up
 from vigie.stack import ServiceProcess
 
 NEW_RULE = """
@@ -83,9 +83,11 @@ async def _until(port: int, check: object, what: str, limit: float = 60.0) -> st
         await asyncio.sleep(0.2)
 
 
-async def _alerts(bootstrap: str, topic: str, n: int) -> list[dict[str, object]]:
-    """The alerts on ``topic`` once there are ``n`` (only arrests are produced here)."""
-    records = await consume_all(bootstrap, topic, expect=n, timeout=60.0, settle=0.5)
+async def _alerts(bootstrap: str, topics: Topics, n: int) -> list[dict[str, object]]:
+    """The alerts once correlate has handled every event and there are ``n``
+    (only arrests are produced here)."""
+    await wait_services_caught_up(bootstrap, topics, ["correlate"])
+    records = await consume_all(bootstrap, topics.alerts, expect=n, timeout=60.0)
     return [json.loads(r.value) for r in records]
 
 
@@ -135,7 +137,7 @@ async def test_sighup_reloads_rules_and_a_bad_file_keeps_the_previous_ones(
 
         # the next alert is the new rule's, stamped with the new version
         await produce(stack.bootstrap, topics.events, _arrests("59", 20))
-        (alert,) = await _alerts(stack.bootstrap, topics.alerts, 1)
+        (alert,) = await _alerts(stack.bootstrap, topics, 1)
         assert alert["rule"] == "arrests_pair"
         assert alert["rules_version"] == expected
 
@@ -150,7 +152,7 @@ async def test_sighup_reloads_rules_and_a_bad_file_keeps_the_previous_ones(
         assert _version(text) == expected
         assert worker.running
         await produce(stack.bootstrap, topics.events, _arrests("62", 21))
-        alerts = await _alerts(stack.bootstrap, topics.alerts, 2)
+        alerts = await _alerts(stack.bootstrap, topics, 2)
         assert [a["rule"] for a in alerts] == ["arrests_pair", "arrests_pair"]
         assert {a["rules_version"] for a in alerts} == {expected}
         assert "rules rejected" in worker.tail(200)
