@@ -51,6 +51,7 @@ async def test_dead_letter_keeps_key_headers_and_fits_the_topic_cap(
         topic_prefix,
         redis_prefix,
         partitions=1,
+        wait=120.0,
         VIGIE_PSEUDO_KEY="integration-test-key-" + "x" * 24,
         VIGIE_MAX_MESSAGE_BYTES="65536",
     )
@@ -61,7 +62,9 @@ async def test_dead_letter_keeps_key_headers_and_fits_the_topic_cap(
         await produce(
             stack.bootstrap, topics.inbound("douane"), [big, small], key=b"k-42", headers=headers
         )
-        dead = await consume_all(stack.bootstrap, topics.events_dlq, expect=2, settle=0.5)
+        dead = await consume_all(
+            stack.bootstrap, topics.events_dlq, expect=2, timeout=90, settle=0.5
+        )
         metrics = scrape(proc.port)
     finally:
         code = proc.stop()
@@ -103,7 +106,7 @@ async def committed(bootstrap: str, group: str, topic: str) -> int:
     return max((m.offset for tp, m in offsets.items() if tp.topic == topic), default=-1)
 
 
-def wait_metric(proc: ServiceProcess, name: str, value: float, timeout: float = 60.0) -> None:
+def wait_metric(proc: ServiceProcess, name: str, value: float, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while scrape(proc.port).get(name, 0.0) < value:
         assert time.monotonic() < deadline, f"{name} never reached {value}: {proc.tail(10)}"
@@ -123,7 +126,7 @@ async def test_a_refused_dead_letter_is_not_committed_and_is_read_again(
     await create_capped(bootstrap, topics.events_dlq, CAP)
     await ensure_topics(bootstrap, topics.all(), 1)
     env = {"VIGIE_PSEUDO_KEY": "integration-test-key-" + "x" * 24, "VIGIE_RETRIES": "2"}
-    proc = start_ingest(kafka_stack, tmp_path / "a", topic_prefix, redis_prefix, 1, **env)
+    proc = start_ingest(kafka_stack, tmp_path / "a", topic_prefix, redis_prefix, 1, 120, **env)
     try:
         await produce(bootstrap, inbound, [enc(event("police", 0))])
         wait_metric(proc, "vigie_ingest_published_total", 1)
@@ -139,9 +142,9 @@ async def test_a_refused_dead_letter_is_not_committed_and_is_read_again(
     assert await committed(bootstrap, f"{topic_prefix}vigie-ingest", inbound) == 1
 
     await set_cap(bootstrap, topics.events_dlq, CAP)
-    proc = start_ingest(kafka_stack, tmp_path / "b", topic_prefix, redis_prefix, 1, **env)
+    proc = start_ingest(kafka_stack, tmp_path / "b", topic_prefix, redis_prefix, 1, 120, **env)
     try:
-        dead = await consume_all(bootstrap, topics.events_dlq, expect=1, settle=0.5)
+        dead = await consume_all(bootstrap, topics.events_dlq, expect=1, timeout=90, settle=0.5)
         wait_metric(proc, "vigie_ingest_rejected_total", 1)
     finally:
         assert proc.stop() == 0, proc.tail(20)
