@@ -67,6 +67,8 @@ def wait_until(fact: Callable[[], bool], timeout: float = 60.0) -> bool:
 
 
 def test_sign_in_refused_with_a_bad_token_then_signed_in_and_out(page: Page, base: str) -> None:
+    page.goto(base)  # the console's root leads to sign-in
+    expect(page.locator("#token")).to_be_visible()
     signin = SignInPage(page, base).goto()
     page.fill("#token", "not-a-token")
     page.click("#signin")

@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import json
 import secrets
-from urllib.parse import quote
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -168,8 +167,8 @@ def translate_bad(request: web.Request, console: Console) -> str:
 
 def add_routes(router: web.UrlDispatcher, console: Console) -> None:
     e, page = Entry(console), console.page
-    router.add_get(PATH, lambda _r: _redirect(f"{PATH}/alerts"))
-    router.add_get(f"{PATH}/", lambda _r: _redirect(f"{PATH}/alerts"))
+    router.add_get(PATH, _to_alerts)
+    router.add_get(f"{PATH}/", _to_alerts)
     router.add_get(f"{PATH}/login", api.guarded(e.login_form))
     router.add_post(f"{PATH}/login", api.guarded(e.login))
     router.add_post(f"{PATH}/logout", page(e.logout, post=True))
@@ -191,8 +190,8 @@ def add_routes(router: web.UrlDispatcher, console: Console) -> None:
         router.add_static(f"{PATH}/static/dsfr", dsfr_dist())
 
 
-async def _redirect(to: str) -> web.StreamResponse:
-    raise web.HTTPSeeOther(quote(to, safe="/?=&"))
+async def _to_alerts(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther(f"{PATH}/alerts")
 
 
 __all__ = ["COOKIE", "Sessions", "add_routes"]
