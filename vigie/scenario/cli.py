@@ -29,7 +29,7 @@ def generate_cmd(
     """Write events, expected alerts, expected notifications and near-misses (JSON Lines)."""
     from vigie.scenario.generate import generate, write
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # one line, never wrapped
     try:
         first = datetime.strptime(start, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
@@ -44,7 +44,7 @@ def generate_cmd(
     except OSError as exc:
         err.print(f"vigie: cannot write to {out}: {exc.strerror}", markup=False)
         raise typer.Exit(1) from None
-    Console().print(
+    Console(soft_wrap=True).print(
         f"{len(scenario.events)} events, {len(scenario.expected_alerts)} expected alerts, "
         f"{len(scenario.expected_notifications)} expected notifications, "
         f"{len(scenario.near_misses)} near-misses → {paths['events'].parent}",
