@@ -37,15 +37,15 @@ from services.notify.reload import ConfigReloader
 from services.notify.route import Routing, default_routing_path
 from services.notify.settings import NotifySettings
 from shared.app import Health, create_app, on_stop
+from shared.flow import take_batches
 from shared.kafka import BatchSender, Record
 from shared.redis import Keys, create_redis
 from shared.topics import Topics
 
 log = logging.getLogger("vigie.notify")
 
-#: A batch keeps growing while alerts keep arriving, checked every step, this long at most.
+#: Under load, a batch lingers while alerts keep coming, at most this long (take_batches).
 LINGER_S = 0.003
-LINGER_STEP_S = 0.0003
 
 
 def delivery_config(settings: NotifySettings, smtp_password: str | None) -> DeliveryConfig:
@@ -218,45 +218,12 @@ async def _watch(reloader: ConfigReloader, dispatcher: Dispatcher, every_s: floa
 
 
 async def _consume(stream: faust.StreamT[Any], dispatcher: Dispatcher, batch_max: int) -> None:
-    """Natural batching: a batch is whatever arrived while the previous one was
-    being recorded (nothing waits for a timer when alerts are few; batches grow
-    with the load, up to ``batch_max``). Acks are manual, in order, once the
-    batch is in Redis: an alert is acked only once it is safe."""
-    manual = stream.noack()  # type: ignore[attr-defined]
-    pending: list[Any] = []
-    arrived = asyncio.Event()
-    room = asyncio.Event()
-    room.set()
-
-    async def batcher() -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await arrived.wait()
-            # Alerts still coming in: let the batch grow while it does (a
-            # little): the per-batch round trips are then shared.
-            until, seen = loop.time() + LINGER_S, 0
-            while seen < len(pending) < batch_max and loop.time() < until:
-                seen = len(pending)
-                await asyncio.sleep(LINGER_STEP_S)
-            batch = pending[:]
-            pending.clear()
-            arrived.clear()
-            room.set()
-            # handle() never raises but when cancelled (stopping): then the
-            # batch is not acked, and is read again after the restart
-            await dispatcher.handle([e.value for e in batch])
-            for event in batch:
-                await manual.ack(event)
-
-    task = asyncio.create_task(batcher())
-    try:
-        async for event in manual.events():
-            if task.done():  # pragma: no cover - handle() never raises
-                raise RuntimeError("notify batcher stopped") from task.exception()
-            pending.append(event)
-            arrived.set()
-            if len(pending) >= batch_max:
-                room.clear()
-                await room.wait()
-    finally:
-        task.cancel()
+    """Alerts in batches from :func:`shared.flow.take_batches`, the one batching
+    helper: a lone alert goes at once; under load a batch lingers while alerts
+    keep coming from a backlog (at most ``LINGER_S``), up to ``batch_max``, so
+    the per-batch round trips are shared. A batch is acked once ``handle()``
+    returned (it is in Redis): an alert is acked only once it is safe; when
+    ``handle()`` is cancelled (stopping), the batch is not acked and is read
+    again after the restart."""
+    async for batch in take_batches(stream, batch_max, LINGER_S):
+        await dispatcher.handle([e.value for e in batch])
