@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from shared.kafka import ensure_topics
 from shared.localstack import LocalStack, run_sync
+from tests.kafkautil import wait_services_caught_up
+from tests.waiting import until
 from vigie.receiver import WebhookReceiver
 from vigie.stack import Pipeline
 
@@ -81,6 +86,29 @@ def alert(i: int, dept: str = "13", rule: str = "target_deconfliction", **kw: An
         **kw,
     }
     return json.dumps(body).encode()
+
+
+def settled(sync: redis.Redis, prefix: str, horizon: float = 600.0) -> bool:
+    """Nothing will be sent within ``horizon`` seconds (ROUTING's group_interval
+    is 1 h): every notification log entry of the Redis prefix is marked sent
+    (none claimed by a killed worker, none failed) and every group's next flush
+    is at least ``horizon`` seconds away (none new, leased or to retry)."""
+    marks = [sync.get(k) for k in sync.scan_iter(f"{prefix}:*nflog*")]
+    first = sync.zrange(f"{prefix}:{{sched}}:groups", 0, 0, withscores=True)
+    later = not first or float(first[0][1]) > time.time() + horizon
+    return later and all(isinstance(m, bytes) and m.startswith(b"sent:") for m in marks)
+
+
+async def drained(pipeline: Pipeline, sync: redis.Redis, horizon: float = 30.0) -> None:
+    """Wait until every service of ``pipeline`` has handled all that was
+    published, and notify has sent all it will send within ``horizon`` seconds
+    (shorter than the routing's group intervals: then nothing more is coming)."""
+    assert pipeline.stack is not None
+    await wait_services_caught_up(
+        pipeline.stack.bootstrap, pipeline.topics, ("ingest", "correlate", "notify")
+    )
+    prefix = pipeline.redis_prefix
+    await until(lambda: settled(sync, prefix, horizon), 30, "notify sent all it had due")
 
 
 def start_notify(

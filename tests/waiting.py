@@ -62,7 +62,7 @@ def metric(port: int, name: str) -> float:
         return 0.0
 
 
-def wait_metric(port: int, name: str, at_least: float, timeout: float = 60.0) -> float:
+def wait_metric(port: int, name: str, at_least: float, timeout: float = 120.0) -> float:
     """Wait until the service on ``port`` reports ``name`` >= ``at_least``;
     returns the value."""
     wait_for(lambda: metric(port, name) >= at_least, timeout, f"{name} >= {at_least:g} on :{port}")

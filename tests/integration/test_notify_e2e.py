@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,8 @@ import redis
 
 from services.notify.settings import NotifySettings
 from tests.kafkautil import consume_all, produce
+from tests.notifystack import settled
+from tests.waiting import until
 from vigie.stack import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -101,24 +102,6 @@ def retransmissions(p: Pipeline) -> int:
     return len(ids) - len(set(ids))
 
 
-def settled(sync: redis.Redis, prefix: str) -> bool:
-    """Nothing will be sent before a group_interval (1 h): every notification log
-    entry is marked sent (none claimed by a killed worker, none failed) and every
-    group's next flush is at least ten minutes away (none leased, none to retry)."""
-    marks = [sync.get(k) for k in sync.scan_iter(f"{prefix}:*nflog*")]
-    first = sync.zrange(f"{prefix}:{{sched}}:groups", 0, 0, withscores=True)
-    later = not first or float(first[0][1]) > time.time() + 600
-    return later and all(m is not None and m.startswith(b"sent:") for m in marks)
-
-
-async def wait_for(pred: Callable[[], bool], timeout: float) -> bool:
-    for _ in range(int(timeout / 0.1)):
-        if pred():
-            return True
-        await asyncio.sleep(0.1)
-    return pred()
-
-
 @pytest.mark.brokers
 async def test_notify_worker_end_to_end(
     make_pipeline: Callable[..., Pipeline],
@@ -148,15 +131,18 @@ async def test_notify_worker_end_to_end(
     p.receiver.status_for["dept-76"] = 503
     await produce(boot, topic, [json.dumps(alert(i)).encode() for i in range(40)])
     want = expected(range(40))
-    assert await wait_for(
+    await until(
         lambda: all(sorted(received(p).get(c, [])) == sorted(want[c]) for c in ("dept-13", "hq")),
         20,
+        "dept-13 and hq received their alerts",
     )
     assert received(p).get("dept-76", []) == []
     p.receiver.status_for.pop("dept-76")
-    assert await wait_for(
-        lambda: sorted(received(p).get("dept-76", [])) == sorted(want["dept-76"]), 20
-    ), received(p).get("dept-76")
+    await until(
+        lambda: sorted(received(p).get("dept-76", [])) == sorted(want["dept-76"]),
+        20,
+        "dept-76 received its alerts once up again",
+    )
 
     # 2. SIGKILL the worker mid-stream, restart it: nothing lost, nothing twice
     def batch(ids: range) -> list[bytes]:
@@ -164,22 +150,24 @@ async def test_notify_worker_end_to_end(
 
     before = len(p.receiver.deliveries)
     await produce(boot, topic, batch(range(40, 60)))
-    assert await wait_for(lambda: len(p.receiver.deliveries) > before, 20)  # delivering now
+    receiver = p.receiver
+    await until(lambda: len(receiver.deliveries) > before, 20, "a delivery")  # delivering now
     await produce(boot, topic, batch(range(60, 140)))
     p.services["notify"].kill()
     await produce(boot, topic, batch(range(140, 240)))  # while it is down
     await asyncio.to_thread(p.start_service, "notify")
     await asyncio.to_thread(p.wait_ready, 60, ["notify"])
     want = expected(range(240))
-    assert await wait_for(
+    await until(
         lambda: (
             {c: sorted(v) for c, v in received(p).items()}
             == {c: sorted(v) for c, v in want.items()}
         ),
         40,
-    ), {c: len(v) for c, v in received(p).items()}
+        "every cell received its alerts after the restart",
+    )
     # nothing more is on its way (a retransmission would come before this holds)
-    assert await wait_for(lambda: settled(redis_sync, redis_prefix), 20)
+    await until(lambda: settled(redis_sync, redis_prefix), 20, "notify settled")
     got = received(p)
     for cell, ids in got.items():
         assert len(ids) == len(set(ids)), f"{cell} got an alert twice"
@@ -227,12 +215,13 @@ async def test_notify_worker_end_to_end(
     await produce(boot, topic, [b"{not json"])
     dlq = await consume_all(boot, p.topics.notifications_dlq, expect=1, timeout=15)
     assert [json.loads(r.value)["reason"] for r in dlq] == ["bad_alert"]
-    audit = [
-        json.loads(r.value)
-        for r in await consume_all(boot, p.topics.notifications, timeout=5, settle=0.5)
-    ]
-    kinds = {r["kind"] for r in audit}
-    assert {"delivery", "acknowledgement", "silence"} <= kinds
+
+    async def audit_trail() -> list[dict[str, Any]]:
+        audit = [json.loads(r.value) for r in await consume_all(boot, p.topics.notifications)]
+        kinds = {r["kind"] for r in audit}
+        return audit if {"delivery", "acknowledgement", "silence"} <= kinds else []
+
+    audit = await until(audit_trail, 20, "deliveries, an acknowledgement, a silence audited")
     assert any(r.get("outcome") == "retrying" and r["receiver"] == "dept-76" for r in audit)
 
     # 5. hot reload on SIGHUP: a bad routing file is refused (the old one stays),
@@ -241,12 +230,13 @@ async def test_notify_worker_end_to_end(
     assert proc.proc is not None
     routing.write_text(ROUTING.replace("receivers:", "receivers: [unclosed"))
     proc.proc.send_signal(signal.SIGHUP)
-    assert await wait_for(lambda: "configuration rejected" in proc.log_path.read_text(), 20)
+    await until(lambda: "configuration rejected" in proc.log_path.read_text(), 20, "rejected")
     await produce(boot, topic, [json.dumps(alert(301)).encode()])  # department 13
-    assert await wait_for(lambda: "al00301" in received(p).get("dept-13", []), 20)
+    await until(lambda: "al00301" in received(p).get("dept-13", []), 20, "al00301 at dept-13")
     routing.write_text(ROUTING.replace("receiver: dept-13", "receiver: dept-76"))
     proc.proc.send_signal(signal.SIGHUP)
-    assert await wait_for(lambda: "configuration reloaded" in proc.log_path.read_text(), 20)
+    await until(lambda: "configuration reloaded" in proc.log_path.read_text(), 20, "reloaded")
     await produce(boot, topic, [json.dumps(alert(303)).encode()])  # department 13
-    assert await wait_for(lambda: "al00303" in received(p).get("dept-76", []), 20)
+    await until(lambda: "al00303" in received(p).get("dept-76", []), 20, "al00303 at dept-76")
+    await until(lambda: settled(redis_sync, redis_prefix), 20, "notify settled")
     assert "al00303" not in received(p).get("dept-13", [])
