@@ -99,16 +99,19 @@ def settled(sync: redis.Redis, prefix: str, horizon: float = 600.0) -> bool:
     return later and all(isinstance(m, bytes) and m.startswith(b"sent:") for m in marks)
 
 
-async def drained(pipeline: Pipeline, sync: redis.Redis, horizon: float = 30.0) -> None:
+async def drained(
+    pipeline: Pipeline, sync: redis.Redis, horizon: float = 30.0, timeout: float = 60.0
+) -> None:
     """Wait until every service of ``pipeline`` has handled all that was
     published, and notify has sent all it will send within ``horizon`` seconds
-    (shorter than the routing's group intervals: then nothing more is coming)."""
+    (shorter than the routing's group intervals: then nothing more is coming).
+    ``timeout`` covers a claim left by a killed notify (VIGIE_NOTIFY_CLAIM_S)."""
     assert pipeline.stack is not None
     await wait_services_caught_up(
-        pipeline.stack.bootstrap, pipeline.topics, ("ingest", "correlate", "notify")
+        pipeline.stack.bootstrap, pipeline.topics, ("ingest", "correlate", "notify"), timeout
     )
     prefix = pipeline.redis_prefix
-    await until(lambda: settled(sync, prefix, horizon), 30, "notify sent all it had due")
+    await until(lambda: settled(sync, prefix, horizon), timeout, "notify sent all it had due")
 
 
 def start_notify(

@@ -24,21 +24,30 @@ T = TypeVar("T")
 STEP_S = 0.05
 
 
-def wait_for(fact: Callable[[], T], timeout: float, what: str, step: float = STEP_S) -> T:
+Said = str | Callable[[], str]
+
+
+def _timed_out(timeout: float, what: Said, value: object) -> AssertionError:
+    said = what if isinstance(what, str) else what()
+    return AssertionError(f"not true after {timeout:g} s: {said} (last: {value!r})")
+
+
+def wait_for(fact: Callable[[], T], timeout: float, what: Said, step: float = STEP_S) -> T:
     """Call ``fact`` every ``step`` seconds until it returns a truthy value, and
-    return that value. Raises AssertionError naming ``what`` (and the last
-    value seen) if it has not held after ``timeout`` seconds."""
+    return that value. Raises AssertionError naming ``what`` (a string, or a
+    function giving one when it fails: the state to show) and the last value
+    seen if it has not held after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = fact()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout:g} s: {what} (last: {value!r})")
+            raise _timed_out(timeout, what, value)
         time.sleep(step)
 
 
-async def until(fact: Callable[[], Any], timeout: float, what: str, step: float = STEP_S) -> Any:
+async def until(fact: Callable[[], Any], timeout: float, what: Said, step: float = STEP_S) -> Any:
     """:func:`wait_for` for coroutines: ``fact`` may be a plain or an async
     function; the event loop runs meanwhile."""
     deadline = time.monotonic() + timeout
@@ -49,7 +58,7 @@ async def until(fact: Callable[[], Any], timeout: float, what: str, step: float 
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout:g} s: {what} (last: {value!r})")
+            raise _timed_out(timeout, what, value)
         await asyncio.sleep(step)
 
 

@@ -11,8 +11,10 @@ import json
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from tests.kafkautil import consume_all
+from tests.notifystack import drained
 from vigie.demo import EXPECTED_CELLS, bundled_scenario
 from vigie.replay import parse_lines, publish
 from vigie.stack import Pipeline
@@ -36,7 +38,7 @@ def _rules(delivery) -> set[str]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.brokers
 async def test_demo_scenario_reaches_the_right_cells_once(
-    make_pipeline: Callable[..., Pipeline],
+    make_pipeline: Callable[..., Pipeline], redis_sync: redis.Redis
 ) -> None:
     pipeline = make_pipeline()
     assert pipeline.stack is not None and pipeline.receiver is not None
@@ -47,7 +49,7 @@ async def test_demo_scenario_reaches_the_right_cells_once(
     assert await asyncio.to_thread(
         receiver.wait_for, lambda r: set(r.by_cell()) >= EXPECTED_CELLS, 30
     ), f"cells notified: {sorted(receiver.by_cell())}"
-    await asyncio.sleep(1.5)
+    await drained(pipeline, redis_sync)
     by_cell = receiver.by_cell()
     assert set(by_cell) == EXPECTED_CELLS
     # other rules of the default pack fire too (maritime tip then seizure in 76):
@@ -77,9 +79,7 @@ async def test_demo_scenario_reaches_the_right_cells_once(
     # replaying everything changes nothing: duplicates dropped, no new notification
     delivered = sum(len(v) for v in receiver.by_cell().values())
     await publish(pipeline.stack.bootstrap, lines)
-    await asyncio.sleep(3)
+    await drained(pipeline, redis_sync)
     assert sum(len(v) for v in receiver.by_cell().values()) == delivered
-    events = await consume_all(
-        pipeline.stack.bootstrap, pipeline.topics.events, settle=0.5, timeout=2
-    )
+    events = await consume_all(pipeline.stack.bootstrap, pipeline.topics.events)
     assert len(events) == 6
