@@ -54,12 +54,17 @@ class ClusterSecurity(Protocol):
         """Extra ``StorageTool format`` arguments (the SCRAM users)."""
 
 
-#: JVM options of every node: small heap, serial GC, few compiler threads.
+#: JVM options of every node: small heap, serial GC, few compiler threads, and
+#: the C1 compiler only (``TieredStopAtLevel=1``): on 2 cores, C2's compiler
+#: threads took over half the brokers' CPU for minutes and starved them (e2e
+#: at 500 events/s, back to back: p50 2,787 -> 281 ms, p99 4,930 -> 891 ms; the
+#: raw hop's p50 58 -> 1.7 ms). A production broker keeps C2.
 JVM_OPTS = (
     "-Xms128m",
     "-Xmx384m",
     "-XX:+UseSerialGC",
     "-XX:CICompilerCount=2",
+    "-XX:TieredStopAtLevel=1",
     "-XX:ActiveProcessorCount=2",
     "-Djava.awt.headless=true",
 )
