@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from shared.kafka import ensure_topics
 from shared.localstack import LocalStack
 from shared.topics import AGENCIES, Topics
-from tests.kafkautil import consume_all, produce
+from tests.kafkautil import consume_all, produce, wait_services_caught_up
 from vigie.bench.ingest import scrape, start_ingest
 
 NOW = datetime.now(UTC)
@@ -171,8 +171,9 @@ async def test_mixed_batch_from_all_agencies(
             await produce(stack.bootstrap, topics.inbound(agency), [raw])
 
         total = valid + len(dups) + len(bad)
-        published = await consume_all(stack.bootstrap, topics.events, expect=valid, settle=2.0)
-        dead = await consume_all(stack.bootstrap, topics.events_dlq, expect=len(bad), settle=0.5)
+        await wait_services_caught_up(stack.bootstrap, topics, ["ingest"])  # all handled
+        published = await consume_all(stack.bootstrap, topics.events, expect=valid)
+        dead = await consume_all(stack.bootstrap, topics.events_dlq, expect=len(bad))
         metrics = scrape(proc.port)
     finally:
         code = proc.stop()
