@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import httpx
-
 from vigie.bench.ingest import scrape
 
 T = TypeVar("T")
@@ -64,11 +62,9 @@ async def until(fact: Callable[[], Any], timeout: float, what: Said, step: float
 
 def metric(port: int, name: str) -> float:
     """The sum of the samples named ``name`` on the ``/metrics`` page of the
-    service on ``port`` (labels summed; 0 when absent or unreachable)."""
-    try:
-        return scrape(port).get(name, 0.0)
-    except httpx.HTTPError:
-        return 0.0
+    service on ``port`` (labels summed; 0 when absent). An unreachable service
+    raises (httpx.HTTPError): a dead service never reads as a zero count."""
+    return scrape(port).get(name, 0.0)
 
 
 def wait_metric(port: int, name: str, at_least: float, timeout: float = 120.0) -> float:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -18,9 +18,9 @@ from shared.kafka import ensure_topics
 from shared.localstack import LocalStack
 from shared.topics import Topics
 from tests.integration.test_ingest import enc, event
-from tests.kafkautil import consume_all, produce
+from tests.kafkautil import committed, consume_all, produce, wait_services_caught_up
+from tests.waiting import wait_metric
 from vigie.bench.ingest import scrape, start_ingest
-from vigie.stack import ServiceProcess
 
 CAP = 4096
 
@@ -62,9 +62,8 @@ async def test_dead_letter_keeps_key_headers_and_fits_the_topic_cap(
         await produce(
             stack.bootstrap, topics.inbound("douane"), [big, small], key=b"k-42", headers=headers
         )
-        dead = await consume_all(
-            stack.bootstrap, topics.events_dlq, expect=2, timeout=90, settle=0.5
-        )
+        await wait_services_caught_up(stack.bootstrap, topics, ["ingest"], timeout=90)
+        dead = await consume_all(stack.bootstrap, topics.events_dlq, expect=2)
         metrics = scrape(proc.port)
     finally:
         code = proc.stop()
@@ -96,23 +95,6 @@ async def set_cap(bootstrap: str, topic: str, cap: int) -> None:
         await admin.close()
 
 
-async def committed(bootstrap: str, group: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return max((m.offset for tp, m in offsets.items() if tp.topic == topic), default=-1)
-
-
-def wait_metric(proc: ServiceProcess, name: str, value: float, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while scrape(proc.port).get(name, 0.0) < value:
-        assert time.monotonic() < deadline, f"{name} never reached {value}: {proc.tail(10)}"
-        time.sleep(0.1)
-
-
 async def test_a_refused_dead_letter_is_not_committed_and_is_read_again(
     kafka_stack: LocalStack, tmp_path: Path, topic_prefix: str, redis_prefix: str
 ) -> None:
@@ -129,23 +111,25 @@ async def test_a_refused_dead_letter_is_not_committed_and_is_read_again(
     proc = start_ingest(kafka_stack, tmp_path / "a", topic_prefix, redis_prefix, 1, 120, **env)
     try:
         await produce(bootstrap, inbound, [enc(event("police", 0))])
-        wait_metric(proc, "vigie_ingest_published_total", 1)
+        wait_metric(proc.port, "vigie_ingest_published_total", 1)
         await set_cap(bootstrap, topics.events_dlq, 200)  # under any dead-letter record
         await produce(bootstrap, inbound, [b"{oops", enc(event("police", 1))])
-        wait_metric(proc, "vigie_ingest_dead_letter_failed_total", 1)
-        wait_metric(proc, "vigie_ingest_published_total", 2)  # it goes on
+        wait_metric(proc.port, "vigie_ingest_dead_letter_failed_total", 1)
+        wait_metric(proc.port, "vigie_ingest_published_total", 2)  # it goes on
         metrics = scrape(proc.port)
     finally:
         assert proc.stop() == 0, proc.tail(20)
     assert metrics.get("vigie_ingest_rejected_total", 0) == 0
     # a clean stop commits every acked offset, and none past the held message
-    assert await committed(bootstrap, f"{topic_prefix}vigie-ingest", inbound) == 1
+    offsets = await committed(bootstrap, f"{topic_prefix}vigie-ingest", [inbound])
+    assert offsets == {TopicPartition(inbound, 0): 1}
 
     await set_cap(bootstrap, topics.events_dlq, CAP)
     proc = start_ingest(kafka_stack, tmp_path / "b", topic_prefix, redis_prefix, 1, 120, **env)
     try:
-        dead = await consume_all(bootstrap, topics.events_dlq, expect=1, timeout=90, settle=0.5)
-        wait_metric(proc, "vigie_ingest_rejected_total", 1)
+        await wait_services_caught_up(bootstrap, topics, ["ingest"], timeout=90)
+        dead = await consume_all(bootstrap, topics.events_dlq, expect=1)
+        wait_metric(proc.port, "vigie_ingest_rejected_total", 1)
     finally:
         assert proc.stop() == 0, proc.tail(20)
     [record] = dead
