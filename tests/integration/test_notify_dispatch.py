@@ -38,6 +38,7 @@ from services.notify.store.redis_store import RedisStore
 from shared.localstack import LocalStack, free_port
 from shared.models import Alert, Annotations, Evidence, Handling
 from shared.redis import Keys, cluster_seed
+from tests.waiting import until
 from vigie.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
@@ -625,14 +626,6 @@ class WallClock(Clock):
         return time.time()
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-    """Poll ``predicate`` while the event loop runs (the dispatcher's loop is on it)."""
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    return predicate()
-
-
 @pytest.fixture
 async def running(
     stack: LocalStack, redis_client: aioredis.Redis, redis_prefix: str
@@ -664,9 +657,11 @@ async def test_run_sleeps_until_the_next_group_and_escalation_timer(
     routing = ROUTING.replace("group_wait: 10s", "group_wait: 300ms")
     e = await running(cells=cells, routing=routing)
     await e.d.ingest(alert("T"))  # group_wait 300ms, not taken at once
-    assert await until(lambda: e.got("dept-13") == [[("T", "firing")]])
+    await until(lambda: e.got("dept-13") == [[("T", "firing")]], 20, "dept-13 notified of T")
     # not acknowledged within 1s: escalated to the antenna by the timer the delivery set
-    assert await until(lambda: "T" in e.rx.alert_ids("antenne-marseille"))
+    await until(
+        lambda: "T" in e.rx.alert_ids("antenne-marseille"), 20, "T escalated to the antenna"
+    )
 
 
 async def test_run_wakes_for_the_timers_an_escalation_writes(
@@ -683,18 +678,22 @@ async def test_run_wakes_for_the_timers_an_escalation_writes(
         cells=cells, routing=routing, redeliver_s=1.0, status_for={"antenne-marseille": 503}
     )
     await e.d.ingest(alert("E"))
-    assert await until(lambda: e.got("dept-13") == [[("E", "firing")]])
+    await until(lambda: e.got("dept-13") == [[("E", "firing")]], 20, "dept-13 notified of E")
     # the escalation to the antenna fails, and is tried again a second later
-    assert await until(
+    await until(
         lambda: any(
             r.get("receiver") == "antenne-marseille" and r.get("outcome") == "retrying"
             for r in e.audit
-        )
+        ),
+        20,
+        "the antenna's failed delivery audited as retrying",
     )
     e.rx.status_for.pop("antenne-marseille")
-    assert await until(lambda: "E" in e.rx.alert_ids("antenne-marseille"), 10)
+    await until(
+        lambda: "E" in e.rx.alert_ids("antenne-marseille"), 10, "E escalated to the antenna"
+    )
     # unacknowledged there within 1s: on to headquarters, by the timer it set
-    assert await until(lambda: "E" in e.rx.alert_ids("hq"), 10)
+    await until(lambda: "E" in e.rx.alert_ids("hq"), 10, "E escalated to hq")
 
 
 async def test_run_wakes_for_a_group_kept_because_an_alert_joined_it(
@@ -709,10 +708,14 @@ async def test_run_wakes_for_a_group_kept_because_an_alert_joined_it(
     gid = meta.decode().split("{g:", 1)[1].split("}", 1)[0]
     flusher = e.d.flusher
     # run() saw the group's timer (10 s away, not its hour) and sleeps until then
-    assert await until(lambda: not flusher.passing and flusher.wake_at < e.clock() + 60)
+    await until(
+        lambda: not flusher.passing and flusher.wake_at < e.clock() + 60,
+        20,
+        "run() sleeping until the group's timer",
+    )
     # the drop of a flush that saw an older version: kept, due in 0.3 s
     await e.d.mark.drop([(gid, "stale", e.clock() + 0.3)], e.clock() + 30)
-    assert await until(lambda: e.got("dept-13") == [[("K", "firing")]], 5)
+    await until(lambda: e.got("dept-13") == [[("K", "firing")]], 5, "dept-13 notified of K")
 
 
 async def test_run_claims_due_groups_when_a_flush_slot_frees(
@@ -725,7 +728,7 @@ async def test_run_claims_due_groups_when_a_flush_slot_frees(
     await e.d.ingest_and_flush([alert("H", dept="76", severity="critical", rule="h")])
     assert len(e.d.flusher.inflight) == 1  # (else W would go at once: the test would prove nothing)
     await e.d.ingest(alert("W", severity="critical", rule="w"))  # due now: no slot
-    assert await until(lambda: "W" in e.rx.alert_ids("dept-13"))
+    await until(lambda: "W" in e.rx.alert_ids("dept-13"), 20, "dept-13 notified of W")
     assert e.got("hq") == []  # the hanging cell never answered
 
 
@@ -747,7 +750,11 @@ async def test_run_passes_only_when_a_timer_needs_it(
     e.d.due = counted  # type: ignore[method-assign]
     for i in range(20):
         await e.d.ingest_and_flush([alert(f"P{i}", severity="critical", rule=f"p{i}")])
-    assert await until(lambda: len(e.got("dept-13")) == 20 and not e.d.flusher.inflight)
+    await until(
+        lambda: len(e.got("dept-13")) == 20 and not e.d.flusher.inflight,
+        20,
+        "the 20 groups delivered to dept-13",
+    )
     # the first pass, then once for the first group_interval/acknowledgement
     # timer (earlier than the hour it meant to sleep); later timers are later
     assert passes <= 4
