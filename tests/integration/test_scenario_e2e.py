@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
+from tests.notifystack import drained
 from vigie.replay import parse_lines, publish
 from vigie.scenario.check import compare, running_rules
 from vigie.scenario.generate import read_jsonl
@@ -26,7 +28,7 @@ SCENARIO = Path(__file__).parents[2] / "scenarios" / "small"
 
 @pytest.mark.parametrize("redis_mode", ["single", "cluster"])  # a Redis, a Redis Cluster
 async def test_scenario_reaches_exactly_the_expected_cells(
-    make_pipeline: Callable[..., Pipeline],
+    make_pipeline: Callable[..., Pipeline], redis_sync: redis.Redis
 ) -> None:
     rules = running_rules()
     expected = read_jsonl(SCENARIO / "expected_notifications.jsonl")
@@ -55,7 +57,7 @@ async def test_scenario_reaches_exactly_the_expected_cells(
     assert await asyncio.to_thread(receiver.wait_for, arrived, 40), compare(
         checked, receiver.deliveries, rules
     ).missing
-    await asyncio.sleep(2.0)  # anything extra or duplicated would show up now
+    await drained(pipeline, redis_sync)  # anything extra or duplicated is there now
     outcome = compare(expected, receiver.deliveries, rules)
     assert outcome.ok, (outcome.missing, outcome.extra, outcome.duplicated)
     assert outcome.matched == len({(n["cell"], n["rule"], n["department"]) for n in checked})
