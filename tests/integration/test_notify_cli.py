@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from shared.localstack import LocalStack
 from tests.kafkautil import produce
 from tests.notifystack import TOKENS, alert, start_notify
+from tests.waiting import wait_for
 from vigie.cli import app
 
 pytestmark = pytest.mark.integration
@@ -28,10 +29,11 @@ def url(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     try:
         asyncio.run(produce(stack.bootstrap, p.topics.alerts, [alert(1), alert(2, dept="76")]))
         h = {"Authorization": f"Bearer {TOKENS['dept-13']}"}
-        for _ in range(300):
-            if httpx.get(f"{base}/api/v1/alerts", headers=h).json()["alerts"]:
-                break
-            asyncio.run(asyncio.sleep(0.1))
+        wait_for(
+            lambda: httpx.get(f"{base}/api/v1/alerts", headers=h).json()["alerts"],
+            30,
+            "dept-13 lists an alert",
+        )
         yield base
     finally:
         p.stop()
