@@ -34,6 +34,7 @@ from services.notify.console.openapi import document
 from shared.localstack import LocalStack
 from tests.kafkautil import produce
 from tests.notifystack import TOKENS, alert, start_notify
+from tests.waiting import wait_for
 from vigie.stack import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -58,12 +59,11 @@ def notify(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Itera
         asyncio.run(produce(stack.bootstrap, p.topics.alerts, [alert(i) for i in (1, 2, 3)]))
         h = {"Authorization": f"Bearer {TOKENS['dept-13']}"}
         with httpx.Client(base_url=base, headers=h, timeout=10) as c:
-            for _ in range(300):
-                if len(c.get("/api/v1/alerts").json()["alerts"]) == 3:
-                    break
-                asyncio.run(asyncio.sleep(0.1))
-            else:
-                raise AssertionError("the alerts never reached dept-13")
+            wait_for(
+                lambda: len(c.get("/api/v1/alerts").json()["alerts"]) == 3,
+                30,
+                "the alerts reach dept-13",
+            )
             c.post("/api/v1/silences", json={"matchers": ['rule="x"'], "duration": 600})
         yield base
     finally:
