@@ -119,11 +119,21 @@ def load_yaml(path: Path) -> Document:
 # -- validation -------------------------------------------------------------
 
 
+def printable(text: object, limit: int = 60) -> str:
+    """``text`` safe to put in a one-line message: as it is when it is short and
+    printable, else its ``repr`` (newlines and control characters escaped), cut."""
+    s = str(text)
+    if s.isprintable() and len(s) <= limit:
+        return s
+    shown = repr(s)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 def did_you_mean(key: str, valid: Iterable[str]) -> str:
     """``"`key`: unknown key, did you mean `other`?"`` (or without the suggestion)."""
     close = difflib.get_close_matches(str(key), sorted(set(valid)), n=1, cutoff=0.6)
     hint = f", did you mean `{close[0]}`?" if close else ""
-    return f"`{key}`: unknown key{hint}"
+    return f"`{printable(key)}`: unknown key{hint}"
 
 
 def _alternatives(tp: Any) -> list[Any]:
@@ -217,7 +227,7 @@ def describe(
         shown = (*shown, name) if name else shown
     else:
         problem = str(err["msg"]).replace("\n", " ").removeprefix("Value error, ")
-    path = ".".join(str(p) for p in shown)
+    path = ".".join(printable(p) for p in shown)
     where = ": ".join(p for p in (prefix, path) if p)
     head = doc.where(base + loc) if doc is not None else ""
     return ": ".join(p for p in (head, where, problem) if p)

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.notify.route import Routing
-from shared.config import ConfigError, Document, load_yaml, parse_duration, validate
+from shared.config import ConfigError, Document, load_yaml, parse_duration, printable, validate
 from shared.models import Handling
 
 _CELL_ID = re.compile(
@@ -248,7 +248,7 @@ def load_secrets(path: Path | None, cells: Cells) -> Secrets:
         for cid in getattr(secrets, section):
             if cid not in cells:
                 at = doc.where((section, cid))
-                raise CellsError(f"{at}: {section}.{cid}: {cid!r} is not a cell")
+                raise CellsError(f"{at}: {section}: {printable(repr(cid))} is not a cell")
     if len(set(secrets.api_tokens.values())) != len(secrets.api_tokens):
         raise CellsError(f"{path}: api_tokens: two cells share an API token")
     return secrets

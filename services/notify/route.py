@@ -333,7 +333,8 @@ def _intervals(f: RoutingFile, doc: Document) -> dict[str, list[TimeInterval]]:
             try:
                 intervals[item.name] = [TimeInterval.parse(t) for t in item.time_intervals]
             except (ValueError, KeyError, TypeError) as exc:
-                raise RoutingError(f"{at}: time interval {item.name!r}: {exc}") from None
+                why = " ".join(str(exc).split())
+                raise RoutingError(f"{at}: time interval {item.name!r}: {why}") from None
     return intervals
 
 

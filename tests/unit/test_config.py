@@ -168,3 +168,18 @@ def test_rule_errors(tmp_path: Path) -> None:
     (tmp_path / "r.yaml").write_bytes(b"id: \xff\n")
     with pytest.raises(RuleError, match=r"r\.yaml:1: not UTF-8 text"):
         load_dir(tmp_path)
+
+
+def test_keys_with_newlines_stay_on_one_line(tmp_path: Path) -> None:
+    """Found by tests/unit/test_config_fuzz.py: a key holding a newline was echoed as is."""
+    f = tmp_path / "routing.yml"
+    f.write_text('"\\n": 1\nroute: {receiver: hq}\nreceivers: [{name: hq}]\n')
+    with pytest.raises(RoutingError) as exc:
+        load_routing(f)
+    assert str(exc.value) == f"{f}:1: `'\\n'`: unknown key"
+    s = tmp_path / "secrets.yml"
+    s.write_text('api_tokens: {"a\\nb": x}\n')
+    (tmp_path / "cells.yml").write_text("cells:\n  hq: {}\n")
+    with pytest.raises(CellsError) as exc2:
+        load_secrets(s, load_cells(tmp_path / "cells.yml"))
+    assert "\n" not in str(exc2.value) and "is not a cell" in str(exc2.value)
