@@ -16,6 +16,8 @@ out = Console(soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``vigie: message`` as one line on stderr and exit with ``code``."""
-    err.print(f"vigie: {message}", markup=False, highlight=False, soft_wrap=True)
+    """Print ``vigie: message`` as one line on stderr (line breaks in ``message``
+    folded to spaces) and exit with ``code``."""
+    line = " ".join(str(message).splitlines())
+    err.print(f"vigie: {line}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
