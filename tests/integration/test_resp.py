@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.localstack import LocalStack, free_port
 from shared.redis import create_redis, is_cluster
 from shared.resp import Batch, Pipelines, pairs, pipelines_for, text, values
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -103,10 +104,20 @@ async def test_concurrent_callers_get_their_own_replies(
     assert results == [[i, b"OK", str(i).encode()] for i in range(40)]
 
 
-async def test_a_cancelled_callers_replies_are_dropped(redis_prefix: str, pipes: Pipelines) -> None:
+async def test_a_cancelled_callers_replies_are_dropped(
+    redis_prefix: str, pipes: Pipelines, redis_client: aioredis.Redis
+) -> None:
     key = f"{redis_prefix}:{{q}}"
-    slow = asyncio.create_task(pipes.execute([("BLPOP", key, "0.3")]))
-    await asyncio.sleep(0.05)
+    slow = asyncio.create_task(pipes.execute([("BLPOP", key, "3")]))  # < socket timeout
+
+    async def blocked() -> bool:
+        if is_cluster(redis_client):
+            infos = list((await redis_client.info("clients", target_nodes="primaries")).values())
+        else:
+            infos = [await redis_client.info("clients")]
+        return any(int(i["blocked_clients"]) for i in infos)
+
+    await until(blocked, 2.5, "the BLPOP blocks on the server")
     slow.cancel()
     with pytest.raises(asyncio.CancelledError):
         await slow
