@@ -339,13 +339,13 @@ def routes_test(
     raise typer.Exit(cli_routes_test(config, labels, out, err))
 
 
-BENCHES = ("ingest", "correlate", "notify", "e2e", "scale")
+BENCHES = ("ingest", "correlate", "notify", "e2e", "scale", "backfill")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(
     ctx: typer.Context,
-    which: Annotated[str, typer.Argument(help="ingest, correlate, notify, e2e or scale")],
+    which: Annotated[str, typer.Argument(help="ingest, correlate, notify, e2e, scale or backfill")],
     json_out: Annotated[
         bool, typer.Option("--json", help="print one JSON object of figures")
     ] = False,

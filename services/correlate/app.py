@@ -215,7 +215,9 @@ def build(
         """Publish this worker's watermark; send the absence alerts due by the
         shared one (taken by this worker only), then mark them fired."""
         now = int(time.time() * 1000)
-        if engine.watermarks.streams():
+        mine = owned()
+        if mine:  # streams not read yet hold it at 0: nothing fires before they are
+            engine.watermarks.assign(mine, now, sources)
             await absences.publish_watermark(worker, engine.watermark, now)
         shared = await absences.shared_watermark(now, stale_ms)
         if shared <= 0:
