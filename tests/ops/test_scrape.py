@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared.localstack import LocalStack, free_port
 from tests.kafkautil import produce
 from tests.ops.metricsdoc import ROOT, documented, is_grouped
+from tests.waiting import wait_for
 from vigie.demo import EXPECTED_CELLS, bundled_scenario
 from vigie.replay import parse_lines, publish
 from vigie.stack import SERVICES, Pipeline
@@ -190,15 +191,13 @@ def test_a_real_prometheus_scrapes_the_three_services(pipeline: Pipeline, tmp_pa
         for svc, q in reads.items():
             (res,) = _query(base, q)
             assert float(res["value"][1]) > 0, svc
+
         # The recorded consumer lag (Faust's offsets) exists for the three services.
-        deadline = time.monotonic() + 15
-        lag: dict[str, float] = {}
-        while time.monotonic() < deadline and len(lag) < 3:
+        def lags() -> set[str]:
             res = _query(base, "max by (service) (vigie:consumer_lag:sum)")
-            lag = {r["metric"]["service"]: float(r["value"][1]) for r in res}
-            time.sleep(0.5)
-        assert set(lag) == set(SERVICES), lag
-        assert all(v >= 0 for v in lag.values()), lag
+            return {r["metric"]["service"] for r in res}
+
+        wait_for(lambda: lags() == set(SERVICES), 15, lambda: f"lag recorded for {lags()}")
         ready = _query(base, "min by (job) (vigie_worker_ready)")
         assert {r["metric"]["job"]: r["value"][1] for r in ready} == {
             f"vigie-{s}": "1" for s in SERVICES
