@@ -82,7 +82,6 @@ async def consume_all(
     topic: str,
     expect: int | None = None,
     timeout: float = 20.0,
-    settle: float | None = None,
 ) -> list[Any]:
     """Every record of ``topic`` from the start. With ``expect``, waits until at
     least ``expect`` records were read, then reads on up to the end offsets the
@@ -90,8 +89,7 @@ async def consume_all(
     and a test comparing counts fails); without it, reads up to the end offsets
     of the call. Records written later are not waited for: wait first for the
     fact that their writer is done (:func:`wait_caught_up`). After ``timeout``
-    seconds returns what it read (the caller's count assertion then fails).
-    ``settle`` is ignored (kept only while callers are updated)."""
+    seconds returns what it read (the caller's count assertion then fails)."""
     records: list[Any] = []
     deadline = time.monotonic() + timeout
     tps = await _partitions(bootstrap, [topic])
