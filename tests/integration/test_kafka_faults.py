@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from aiokafka.errors import KafkaError
 
+from shared.kafkacluster import KafkaCluster, KafkaNode
 from shared.localstack import LocalStack
-from tests.integration.test_faults import pair, td_cells, wait
+from tests.integration.test_faults import pair, td_cells
+from tests.notifystack import drained
+from tests.waiting import metric, until
 from vigie.replay import Line, publish
 from vigie.stack import Pipeline
 
@@ -79,24 +83,50 @@ async def publish_resilient(p: Pipeline, todo: list[Line], rate: float | None = 
     return await publish(p.stack.bootstrap, todo, rate, idempotence=True)
 
 
+def handled(p: Pipeline, service: str, name: str, at_least: int) -> Callable[[], bool]:
+    """A fact: ``service`` counted ``at_least`` events (its metric ``name``)."""
+    port = p.services[service].port
+    return lambda: metric(port, name) >= at_least
+
+
+def leads_nothing(cluster: KafkaCluster, node: KafkaNode, p: Pipeline) -> Callable[[], bool]:
+    """A fact: the controller moved every partition's leadership off ``node``."""
+    topics = [*p.topics.all(), "__consumer_offsets"]
+
+    def fact() -> bool:
+        try:
+            return cluster.leaders(topics)[node.node_id] == 0
+        except KafkaError:  # no node answered the metadata request this time
+            return False
+
+    return fact
+
+
 async def delivered_exactly(p: Pipeline, name: str, sent: int, timeout: float) -> None:
-    """Wait until every département's notification arrived; then check none came twice."""
-    assert p.receiver is not None
+    """Wait until every département's notification arrived; then, once every
+    service has handled all and notify sent all it had due, check none came twice."""
+    assert p.receiver is not None and p.stack is not None
     receiver = p.receiver
     want = sorted(f"dept-{d}" for d in DEPTS)
-    arrived = await wait(lambda: set(want) <= set(td_cells(receiver.deliveries)), timeout)
-    await asyncio.sleep(3.0)  # a duplicate would show up now
-    got = td_cells(receiver.deliveries)
-    counts = {
-        "test": name,
-        "sent": sent,
-        "expected": len(want),
-        "delivered": len(got),
-        "distinct": len(set(got)),
-        "duplicates": len(got) - len(set(got)),
-    }
-    print("fault-counts", json.dumps(counts))
-    assert arrived, sorted(set(want) - set(got))
+    try:
+        await until(
+            lambda: set(want) <= set(td_cells(receiver.deliveries)),
+            timeout,
+            lambda: f"cells waiting: {sorted(set(want) - set(td_cells(receiver.deliveries)))}",
+        )
+        with redis.Redis.from_url(p.stack.redis_url) as sync:
+            await drained(p, sync, timeout=timeout)  # a duplicate would be there now
+    finally:
+        got = td_cells(receiver.deliveries)
+        counts = {
+            "test": name,
+            "sent": sent,
+            "expected": len(want),
+            "delivered": len(got),
+            "distinct": len(set(got)),
+            "duplicates": len(got) - len(set(got)),
+        }
+        print("fault-counts", json.dumps(counts))
     assert sorted(got) == want, counts
 
 
@@ -107,12 +137,14 @@ async def test_sigkill_the_busiest_leader_mid_stream_then_restart_it(pipeline: P
     assert cluster is not None
     todo = lines(pipeline, False) + lines(pipeline, True)
     sender = asyncio.create_task(publish_resilient(pipeline, todo, 2.4))  # ≈ 10 s
-    await asyncio.sleep(3.0)
+    mid_stream = handled(pipeline, "ingest", "vigie_ingest_consumed_total", 6)
+    await until(mid_stream, 60, "ingest handled 6 events")
     victim = await asyncio.to_thread(
         cluster.busiest_leader, [*pipeline.topics.all(), "__consumer_offsets"]
     )
     victim.kill()
-    await asyncio.sleep(4.0)
+    fenced = leads_nothing(cluster, victim, pipeline)
+    await until(lambda: asyncio.to_thread(fenced), 60, "the killed node's partitions led elsewhere")
     await asyncio.to_thread(cluster.start_node, victim)
     sent = await sender
     await delivered_exactly(pipeline, "sigkill-busiest-leader", sent, 60)
@@ -126,10 +158,12 @@ async def test_whole_cluster_stopped_and_started_on_its_data(pipeline: Pipeline)
     cluster = pipeline.stack.kafka
     firsts, seconds = lines(pipeline, False), lines(pipeline, True)
     sent = await publish_resilient(pipeline, firsts + seconds[:4])
-    await asyncio.sleep(0.5)  # the pipeline is busy with them
+    busy = handled(pipeline, "correlate", "vigie_correlate_events_total", 1)
+    await until(busy, 60, "correlate handled an event")  # the pipeline is busy with them
     pids = {k: s.proc.pid for k, s in pipeline.services.items() if s.proc}
     await asyncio.to_thread(cluster.stop)
-    assert await wait(lambda: not any(s.ready() for s in pipeline.services.values()), 30)
+    services = list(pipeline.services.values())
+    await until(lambda: not any(s.ready() for s in services), 30, "no service ready")
     await asyncio.to_thread(cluster.start)
     sent += await publish_resilient(pipeline, seconds[4:])
     await delivered_exactly(pipeline, "whole-cluster-restart", sent, 90)
@@ -145,15 +179,17 @@ async def test_sigstop_a_broker_past_the_session_timeout_then_sigcont(pipeline: 
     cluster = pipeline.stack.kafka
     todo = lines(pipeline, False) + lines(pipeline, True)
     sender = asyncio.create_task(publish_resilient(pipeline, todo, 2.4))
-    await asyncio.sleep(2.0)
+    mid_stream = handled(pipeline, "ingest", "vigie_ingest_consumed_total", 4)
+    await until(mid_stream, 60, "ingest handled 4 events")
     victim = await asyncio.to_thread(
         cluster.busiest_leader, [*pipeline.topics.all(), "__consumer_offsets"]
     )
     victim.pause()
-    frozen_at = time.monotonic()
-    await asyncio.sleep(SESSION + 6.0)  # past the group's (6 s) and the broker's (9 s)
+    # frozen until the controller fenced it (its 9 s registration, past the
+    # group's 6 s session): every partition it led is led by another node
+    fenced = leads_nothing(cluster, victim, pipeline)
+    await until(lambda: asyncio.to_thread(fenced), 60, "the frozen node's partitions led elsewhere")
     victim.resume()
-    assert time.monotonic() - frozen_at > SESSION
     sent = await sender
     await delivered_exactly(pipeline, "sigstop-broker", sent, 90)
     assert victim.running

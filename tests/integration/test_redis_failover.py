@@ -25,13 +25,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+import redis
 
 from shared.localstack import redis_binary
 from shared.rediscluster import LocalRedisCluster
-from tests.integration.test_faults import pair, td_cells, wait
+from tests.integration.test_faults import pair, td_cells
+from tests.notifystack import drained
+from tests.waiting import metric, until
 from vigie.replay import publish
 from vigie.stack import Pipeline
 
@@ -56,21 +57,11 @@ def redis_url(own_cluster: LocalRedisCluster) -> str:
     return own_cluster.url
 
 
-def metric(port: int, name: str) -> float:
-    """The sum of a counter's samples on a service's /metrics (0 when absent)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2.0).text
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name
-    )
-
-
 async def test_the_busiest_master_killed_mid_stream_loses_no_correlation(
     make_pipeline: Callable[..., Pipeline],
     own_cluster: LocalRedisCluster,
     redis_prefix: str,
+    redis_sync: redis.Redis,
 ) -> None:
     pipeline = make_pipeline(
         extra_env={**RETRY_ENV, "VIGIE_NOTIFY_PER_RECEIVER": str(PER_RECEIVER)}
@@ -85,9 +76,11 @@ async def test_the_busiest_master_killed_mid_stream_loses_no_correlation(
     receiver = pipeline.receiver
     correlate = pipeline.services["correlate"].port
     # every first half is in Redis (correlate handled it), three matches delivered
-    assert await wait(lambda: metric(correlate, "vigie_correlate_events_total") >= 15, 30)
-    assert await wait(
-        lambda: {f"dept-{d}" for d in early} <= set(td_cells(receiver.deliveries)), 30
+    await until(lambda: metric(correlate, "vigie_correlate_events_total") >= 15, 30, "15 events")
+    await until(
+        lambda: {f"dept-{d}" for d in early} <= set(td_cells(receiver.deliveries)),
+        30,
+        "the early matches delivered",
     )
 
     keys = own_cluster.keys_by_master(f"{redis_prefix}*")
@@ -97,7 +90,7 @@ async def test_the_busiest_master_killed_mid_stream_loses_no_correlation(
         publish(pipeline.stack.bootstrap, [seconds[d] for d in late], 2.0)  # ≈ 4.5 s
     )
     # mid-stream: once correlate has handled the first of the late halves
-    assert await wait(lambda: metric(correlate, "vigie_correlate_events_total") >= 16, 30)
+    await until(lambda: metric(correlate, "vigie_correlate_events_total") >= 16, 30, "16 events")
     own_cluster.kill(victim)
     killed_at = time.monotonic()
     await asyncio.to_thread(own_cluster.wait_healthy, 30)
@@ -106,10 +99,12 @@ async def test_the_busiest_master_killed_mid_stream_loses_no_correlation(
     assert await sender == len(late)
 
     want = Counter(f"dept-{d}" for d in depts)
-    assert await wait(lambda: not want - Counter(td_cells(receiver.deliveries)), 60), sorted(
-        (want - Counter(td_cells(receiver.deliveries))).elements()
+    await until(
+        lambda: not want - Counter(td_cells(receiver.deliveries)),
+        60,
+        lambda: f"waiting: {sorted((want - Counter(td_cells(receiver.deliveries))).elements())}",
     )
-    await asyncio.sleep(2.0)  # a duplicate would show up now
+    await drained(pipeline, redis_sync)  # a duplicate would be there now
     got = Counter(td_cells(receiver.deliveries))
     extra = got - want
     retried = {
