@@ -14,8 +14,6 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
 	touch $(STAMP)
 
-install: $(STAMP) $(NODE_STAMP)
-
 # The console's front end (services/notify/console): DSFR, its chart package (the
 # map's outlines) and axe-core, from the npm registry at the versions of
 # package-lock.json. --ignore-scripts: DSFR's preinstall wants a scaffold we do not
@@ -29,6 +27,9 @@ $(NODE_STAMP): package.json package-lock.json
 	else echo "missing npm: apt-get install nodejs npm (as root)"; exit 1; fi
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
+
+# NODE_STAMP is defined above: make expands a rule's prerequisites when it reads it.
+install: $(STAMP) $(NODE_STAMP)
 
 # The browser tests (tests/browser) drive Debian's chromium through Playwright's
 # executable_path: no browser download.
