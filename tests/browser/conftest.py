@@ -68,13 +68,17 @@ def publish(notify: Pipeline, stack: LocalStack) -> object:
     return send
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop set as
+# running in the main thread while it is open, and every pytest-asyncio test
+# collected after the browser tests would then fail with "Runner.run() cannot
+# be called from a running event loop".
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as pw:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     b = playwright.chromium.launch(
         executable_path=chromium_path(), args=["--no-sandbox", "--disable-dev-shm-usage"]
