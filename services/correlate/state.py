@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -143,9 +144,13 @@ return out
 """
 
 # Claims, in order: KEYS[2i-1] the "fired" key, KEYS[2i] the suppression key;
-# ARGV[1] a JSON array of [t, suppress_ms, ttl]. Returns 1 (claimed) or 0 each.
+# ARGV[1] a JSON array of [t, suppress_ms, ttl, retry], ARGV[2] the claimer's
+# token, which a fired key holds. Returns 1 (claimed) or 0 each. A claim retried
+# (retry 1) after a call that failed is claimed again if its fired key holds the
+# token: that call set it (on a cluster, other nodes' calls ran when one failed).
 _CLAIM_LUA = """
 local claims = cjson.decode(ARGV[1])
+local token = ARGV[2]
 local out = {}
 for i, c in ipairs(claims) do
   local fired, skey = KEYS[2 * i - 1], KEYS[2 * i]
@@ -153,6 +158,7 @@ for i, c in ipairs(claims) do
   out[i] = 1
   if redis.call('EXISTS', fired) == 1 then
     out[i] = 0
+    if c[4] == 1 and redis.call('GET', fired) == token then out[i] = 1 end
   else
     if s > 0 then
       local last = redis.call('GET', skey)
@@ -162,7 +168,7 @@ for i, c in ipairs(claims) do
         redis.call('SET', skey, string.format('%d', t), 'PX', ttl)
       end
     end
-    if out[i] == 1 then redis.call('SET', fired, '1', 'PX', ttl) end
+    if out[i] == 1 then redis.call('SET', fired, token, 'PX', ttl) end
   end
 end
 return out
@@ -385,6 +391,10 @@ class RedisState:
             key_slot_of if isinstance(redis, aioredis.RedisCluster) else None
         )
         self._obs: dict[bytes, Obs] = {}
+        #: What this state's fired keys hold (see ``_CLAIM_LUA``).
+        self._token = uuid.uuid4().hex
+        #: Fired keys of claim() calls that raised: maybe set, their alerts unsent.
+        self._unanswered: set[str] = set()
 
     async def _run(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """Run ``script`` once per (keys, args) in one round trip (reloading it once if
@@ -528,10 +538,19 @@ class RedisState:
             for i, c in enumerate(claims):
                 by_slot.setdefault(self._slot(c.fired_key), []).append(i)
             plan = list(by_slot.values())
+        retry = self._unanswered
         calls = [
             (
                 [k for i in idx for k in keys[2 * i : 2 * i + 2]],
-                [_dumps([[claims[i].t, claims[i].suppress_ms, claims[i].ttl_ms] for i in idx])],
+                [
+                    _dumps(
+                        [
+                            [c.t, c.suppress_ms, c.ttl_ms, int(c.fired_key in retry)]
+                            for c in (claims[i] for i in idx)
+                        ]
+                    ),
+                    self._token,
+                ],
             )
             for idx in plan
         ]
@@ -541,7 +560,16 @@ class RedisState:
             for i, r in zip(plan[k], res, strict=True):
                 fired[i] = bool(r)
 
-        await self._calls(self._claim, lambda: calls, answered)
+        try:
+            await self._calls(self._claim, lambda: calls, answered)
+        except Exception:
+            # some calls may have run (another node's failed): the caller retries
+            # the batch, and these claims, if set, are still its own
+            if len(retry) > self.CACHE_MAX:
+                retry.clear()
+            retry.update(c.fired_key for c in claims)
+            raise
+        retry.difference_update(c.fired_key for c in claims)
         return fired
 
     async def release(self, claims: list[Claim]) -> None:
