@@ -20,25 +20,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from shared.localstack import LocalStack, free_port
+from tests.waiting import wait_for
 
 SHUTDOWN_BOUND_S = 15.0
 
 
-def _wait_for(pred: Callable[[], bool], timeout: float, step: float = 0.1) -> float | None:
-    """Seconds until ``pred()`` held, or None after ``timeout``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if pred():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
+def tail(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-3000:]
 
 
 def _status(url: str) -> int | None:
@@ -112,10 +107,8 @@ def test_ready_not_ready_and_graceful_sigterm(
         # The worker has started once its web server answers /livez (interpreter
         # start-up and imports, which a loaded machine slows down, come before);
         # ready within 10 s of that: broker answered, consumer joined on Tansu.
-        alive = _wait_for(lambda: _status(f"{base}/livez") == 200, timeout=30.0)
-        assert alive is not None, log_path.read_text(errors="replace")[-3000:]
-        took = _wait_for(lambda: _status(f"{base}/readyz") == 200, timeout=10.0)
-        assert took is not None, log_path.read_text(errors="replace")[-3000:]
+        wait_for(lambda: _status(f"{base}/livez") == 200, 30, lambda: f"live: {tail(log_path)}")
+        wait_for(lambda: _status(f"{base}/readyz") == 200, 10, lambda: f"ready: {tail(log_path)}")
         body = httpx.get(f"{base}/readyz", timeout=1.0).json()
         assert body["ready"] is True
         assert body["checks"] == {"broker": True, "assigned": True, "redis": True}
@@ -124,7 +117,7 @@ def test_ready_not_ready_and_graceful_sigterm(
 
         # Redis down: not ready (and says why), still alive.
         private_redis.stop_redis()
-        assert _wait_for(lambda: _status(f"{base}/readyz") == 503, timeout=10.0) is not None
+        wait_for(lambda: _status(f"{base}/readyz") == 503, 10, "not ready without Redis")
         body = httpx.get(f"{base}/readyz", timeout=1.0).json()
         assert body["ready"] is False
         assert body["checks"]["redis"] is False
@@ -136,7 +129,7 @@ def test_ready_not_ready_and_graceful_sigterm(
 
         # Redis back (same port): ready again without a restart.
         private_redis.start_redis()
-        assert _wait_for(lambda: _status(f"{base}/readyz") == 200, timeout=10.0) is not None
+        wait_for(lambda: _status(f"{base}/readyz") == 200, 10, "ready with Redis back")
         assert proc.poll() is None
 
         # SIGTERM: a graceful stop, exit code 0, within the bound.
@@ -144,7 +137,7 @@ def test_ready_not_ready_and_graceful_sigterm(
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=SHUTDOWN_BOUND_S + 10)
         elapsed = time.monotonic() - started
-        assert code == 0, log_path.read_text(errors="replace")[-3000:]
+        assert code == 0, tail(log_path)
         assert elapsed < SHUTDOWN_BOUND_S
         assert _status(f"{base}/livez") is None
     finally:
@@ -161,11 +154,10 @@ def test_a_stop_that_overruns_the_bound_is_cut_short(
         stack, stack.redis_url, tmp_path, topic_prefix, redis_prefix, shutdown_timeout=0.01
     )
     try:
-        alive = _wait_for(lambda: _status(f"{base}/livez") == 200, timeout=30.0)
-        assert alive is not None, log_path.read_text(errors="replace")[-3000:]
+        wait_for(lambda: _status(f"{base}/livez") == 200, 30, lambda: f"live: {tail(log_path)}")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=10)
-        assert code == 70, log_path.read_text(errors="replace")[-3000:]
+        assert code == 70, tail(log_path)
         assert "graceful stop took too long" in log_path.read_text(errors="replace")
     finally:
         if proc.poll() is None:

@@ -25,6 +25,7 @@ from services.notify.cells import Cell, Secrets, WebhookChannel
 from services.notify.channels.base import DeliveryError, Notification
 from services.notify.channels.webhook import LIMIT_PER_HOST, WebhookNotifier, deliver, session
 from services.notify.delivery import DeliveryConfig
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -152,8 +153,7 @@ async def test_at_most_limit_per_host_connections_to_one_origin(serve: Serve) ->
     client = session(10)
     url = f"http://127.0.0.1:{s.port}/"
     sends = [asyncio.create_task(deliver(client, url, note(i), None)) for i in range(40)]
-    while len(s.requests) < LIMIT_PER_HOST:
-        await asyncio.sleep(0.01)
+    await until(lambda: len(s.requests) >= LIMIT_PER_HOST, 10, "the first requests arrive")
     assert s.open == LIMIT_PER_HOST  # the other 8 wait for a free connection
     s.gate.set()
     await asyncio.gather(*sends)
