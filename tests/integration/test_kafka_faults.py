@@ -130,24 +130,45 @@ async def delivered_exactly(p: Pipeline, name: str, sent: int, timeout: float) -
     assert sorted(got) == want, counts
 
 
+async def busiest_leader_down_mid_stream(
+    p: Pipeline,
+    name: str,
+    after: int,
+    down: Callable[[KafkaNode], None],
+    up: Callable[[KafkaCluster, KafkaNode], None],
+    timeout: float,
+) -> KafkaNode:
+    """Stream the matches; once ingest counted ``after`` events, take the node
+    leading most partitions ``down``, keep it so until the controller moved its
+    leaderships, bring it ``up``; then every notification exactly once."""
+    assert p.stack is not None and p.stack.kafka is not None
+    cluster = p.stack.kafka
+    todo = lines(p, False) + lines(p, True)
+    sender = asyncio.create_task(publish_resilient(p, todo, 2.4))  # ≈ 10 s
+    await until(handled(p, "ingest", "vigie_ingest_consumed_total", after), 60, "mid-stream")
+    victim = await asyncio.to_thread(
+        cluster.busiest_leader, [*p.topics.all(), "__consumer_offsets"]
+    )
+    down(victim)
+    fenced = leads_nothing(cluster, victim, p)
+    await until(lambda: asyncio.to_thread(fenced), 60, "the node's partitions led elsewhere")
+    await asyncio.to_thread(up, cluster, victim)
+    sent = await sender
+    await delivered_exactly(p, name, sent, timeout)
+    return victim
+
+
 async def test_sigkill_the_busiest_leader_mid_stream_then_restart_it(pipeline: Pipeline) -> None:
     """SIGKILL the node leading most partitions of the pipeline's topics while
-    events stream; restart it on its log a few seconds later."""
-    cluster = pipeline.stack.kafka if pipeline.stack else None
-    assert cluster is not None
-    todo = lines(pipeline, False) + lines(pipeline, True)
-    sender = asyncio.create_task(publish_resilient(pipeline, todo, 2.4))  # ≈ 10 s
-    mid_stream = handled(pipeline, "ingest", "vigie_ingest_consumed_total", 6)
-    await until(mid_stream, 60, "ingest handled 6 events")
-    victim = await asyncio.to_thread(
-        cluster.busiest_leader, [*pipeline.topics.all(), "__consumer_offsets"]
+    events stream; restart it on its log once its partitions are led elsewhere."""
+    await busiest_leader_down_mid_stream(
+        pipeline,
+        "sigkill-busiest-leader",
+        6,
+        KafkaNode.kill,
+        lambda cluster, node: cluster.start_node(node),
+        60,
     )
-    victim.kill()
-    fenced = leads_nothing(cluster, victim, pipeline)
-    await until(lambda: asyncio.to_thread(fenced), 60, "the killed node's partitions led elsewhere")
-    await asyncio.to_thread(cluster.start_node, victim)
-    sent = await sender
-    await delivered_exactly(pipeline, "sigkill-busiest-leader", sent, 60)
 
 
 async def test_whole_cluster_stopped_and_started_on_its_data(pipeline: Pipeline) -> None:
@@ -174,22 +195,10 @@ async def test_whole_cluster_stopped_and_started_on_its_data(pipeline: Pipeline)
 
 async def test_sigstop_a_broker_past_the_session_timeout_then_sigcont(pipeline: Pipeline) -> None:
     """One node frozen (SIGSTOP) longer than the session timeouts (the group's and
-    the broker's registration with the controller), then thawed (SIGCONT)."""
-    assert pipeline.stack is not None and pipeline.stack.kafka is not None
-    cluster = pipeline.stack.kafka
-    todo = lines(pipeline, False) + lines(pipeline, True)
-    sender = asyncio.create_task(publish_resilient(pipeline, todo, 2.4))
-    mid_stream = handled(pipeline, "ingest", "vigie_ingest_consumed_total", 4)
-    await until(mid_stream, 60, "ingest handled 4 events")
-    victim = await asyncio.to_thread(
-        cluster.busiest_leader, [*pipeline.topics.all(), "__consumer_offsets"]
+    the broker's registration with the controller), then thawed (SIGCONT): frozen
+    until the controller fenced it (its 9 s registration, past the group's 6 s
+    session) and every partition it led is led by another node."""
+    victim = await busiest_leader_down_mid_stream(
+        pipeline, "sigstop-broker", 4, KafkaNode.pause, lambda _, node: node.resume(), 90
     )
-    victim.pause()
-    # frozen until the controller fenced it (its 9 s registration, past the
-    # group's 6 s session): every partition it led is led by another node
-    fenced = leads_nothing(cluster, victim, pipeline)
-    await until(lambda: asyncio.to_thread(fenced), 60, "the frozen node's partitions led elsewhere")
-    victim.resume()
-    sent = await sender
-    await delivered_exactly(pipeline, "sigstop-broker", sent, 90)
     assert victim.running
