@@ -210,6 +210,9 @@ def test_broker_unreachable_at_start_is_one_clear_line(tmp_path: Path) -> None:
         "VIGIE_REDIS_URL": "redis://127.0.0.1:1/0",
         "VIGIE_DATA_DIR": str(tmp_path),
         "PATH": "/usr/bin:/bin",
+        # configuration is checked before anything is reached: give ingest a valid
+        # key, so the first thing that fails is the broker
+        "VIGIE_PSEUDO_KEY": "k" * 64,
     }
     for service in ("ingest", "correlate", "notify"):
         res = subprocess.run(
