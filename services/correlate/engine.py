@@ -250,6 +250,7 @@ class Engine:
         self.state = state
         #: Where absence rules keep their timers (None: absence rules do nothing).
         self.absences = absences
+        self._busy, self._settled = False, 0
         self.keys = keys
         self.lateness_ms = lateness_ms
         self.clock = clock
@@ -261,6 +262,13 @@ class Engine:
     def watermark(self) -> int:
         """The watermark now (ms, event time): see :mod:`.eventtime`."""
         return self.watermarks.current(self.clock())
+
+    def settled_watermark(self) -> int:
+        """The watermark over the events whose batch is fully applied: what may
+        be shared (a batch's events advance :attr:`watermark` before its ops
+        are in Redis; an absence must not fire on a missing event that is
+        still on its way there)."""
+        return self._settled if self._busy else self.watermark
 
     @property
     def rules(self) -> RuleSet:
@@ -511,6 +519,7 @@ class Engine:
         outcome = Outcome()
         planned: list[_Planned] = []
         now = self.clock()
+        self._busy = True  # until this batch is applied (a failed one: until the next)
         times = [event_ms(e.occurred_at) for e in events]
         observe = self.watermarks.observe
         for i, t in enumerate(times):
@@ -551,6 +560,7 @@ class Engine:
                 for (p, m, c), ok in zip(candidates, fired, strict=True)
                 if ok
             ]
+        self._settled, self._busy = wm, False
         return outcome
 
     # -- absences -------------------------------------------------------------------------

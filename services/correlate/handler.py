@@ -205,7 +205,7 @@ class CorrelateHandler:
         mine = self.owned()
         if mine:  # streams not read yet hold it at 0: nothing fires before they are
             engine.watermarks.assign(mine, now, self.sources)
-            await self.absences.publish_watermark(self.worker, engine.watermark, now)
+            await self.absences.publish_watermark(self.worker, engine.settled_watermark(), now)
         shared = await self.absences.shared_watermark(now, self.stale_ms)
         if shared <= 0:
             return

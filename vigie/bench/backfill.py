@@ -16,8 +16,10 @@ event, the peak Redis memory above the run's start (``INFO memory``
 ``used_memory``, sampled every 0.5 s), the correlate state at the end (``MEMORY
 USAGE`` over its keys, per tracked group: a distinct hash tag), late events and
 alerts; then the alert ids of each unpaced run are compared with the paced
-run's. Absence alerts fire once the streams go idle (``VIGIE_IDLE_PARTITION_S``
-= 3 here); a run ends when the alert count has not moved for 3 s after that.
+run's (with, per rule, the alerts only one side raised). Absence alerts due
+after the last event fire once the streams go idle (``VIGIE_IDLE_PARTITION_S``,
+30 s, the default); a run ends when the alert count has not moved for 3 s after
+that.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from vigie.bench.correlate import _memory, _metrics
 from vigie.replay import Line, parse_lines, publish
 from vigie.stack import Pipeline
 
-IDLE_S = 3.0
+#: the service default: a stream quiet this long stops holding event time back
+IDLE_S = 30.0
 
 
 def make_history(n: int, seed: int = 1) -> list[str]:
@@ -71,17 +74,20 @@ async def _redis_used(url: str) -> int:
         await client.aclose()
 
 
-async def _alert_ids(bootstrap: str, topic: str, expect: int, timeout: float) -> list[str]:
+async def _alert_ids(
+    bootstrap: str, topic: str, expect: int, timeout: float
+) -> list[tuple[str, str]]:
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
-    ids: list[str] = []
+    ids: list[tuple[str, str]] = []
     deadline = time.monotonic() + timeout
     try:
         while len(ids) < expect and time.monotonic() < deadline:
             for records in (await consumer.getmany(timeout_ms=500)).values():
-                ids += [json.loads(r.value)["alert_id"] for r in records]
+                alerts = [json.loads(r.value) for r in records]
+                ids += [(a["alert_id"], a["rule"]) for a in alerts]
     finally:
         await consumer.stop()
     return ids
@@ -171,8 +177,18 @@ async def _measure(
         "state_bytes": state.get("bytes"),
         "tracked_groups": state.get("groups"),
         "bytes_per_group": state.get("bytes_per_group"),
-        "ids": sorted(set(ids)),
+        "ids": sorted([list(x) for x in set(ids)]),
     }
+
+
+def _diff(got: list[list[str]], paced: list[list[str]]) -> dict[str, list[int]]:
+    """Per rule: [alerts only in this run, alerts only in the paced run]."""
+    mine, ref = {tuple(x) for x in got}, {tuple(x) for x in paced}
+    out: dict[str, list[int]] = {}
+    for side, ids in ((0, mine - ref), (1, ref - mine)):
+        for _, rule in ids:
+            out.setdefault(rule, [0, 0])[side] += 1
+    return out
 
 
 def parser() -> argparse.ArgumentParser:
@@ -211,6 +227,8 @@ def cli(args: list[str], json_out: bool, out: Console, err: Console) -> int:
     if ok:
         result["same_alert_ids_1_worker_vs_paced"] = one["ids"] == paced["ids"]
         result["same_alert_ids_2_workers_vs_paced"] = two["ids"] == paced["ids"]
+        result["differences_1_worker"] = _diff(one["ids"], paced["ids"])
+        result["differences_2_workers"] = _diff(two["ids"], paced["ids"])
         result["paced_rate"] = rate
     for name, r in (("unpaced_1_worker", one), ("unpaced_2_workers", two), ("paced", paced)):
         r.pop("ids", None)
