@@ -35,14 +35,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import math
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,229 +49,19 @@ from rich.console import Console
 
 from shared.kafka import ensure_topics
 from shared.localstack import LocalStack, local_broker
-from shared.topics import AGENCIES
+from vigie.bench.e2eload import (
+    Stream,
+    acks,
+    critical_group_wait,
+    departments,
+    shipped_routing,
+    ungrouped,
+)
+from vigie.bench.e2emeasure import latencies, percentiles, stages
 from vigie.stack import Pipeline
 
-PAIRS = list(itertools.combinations(AGENCIES, 2))
-BACKGROUND_AGENCIES = ("police", "gendarmerie", "douane", "marine", "justice", "ofast")
 P99_TARGET_MS = 100.0
-
-
-def acks() -> int | str:
-    """The agencies' producer and the raw hop: ``all`` on Apache Kafka (what the
-    services and a production agency use: two replicas written), the leader's
-    acknowledgement on Tansu (one broker)."""
-    return "all" if local_broker() == "kafka" else 1
-
-
 _PAIRS = 0  # pairs used so far in this process (each pair gets its own place)
-_LETTERS = "ABCDEFGHJKLMNPQRSTVWXYZ"
-
-
-def shipped_routing() -> dict[str, Any]:
-    from services.notify.route import default_routing_path
-
-    doc: dict[str, Any] = yaml.safe_load(default_routing_path().read_text())
-    return doc
-
-
-def critical_group_wait(doc: dict[str, Any]) -> str:
-    """The ``group_wait`` of the first route matching ``severity="critical"``."""
-    for route in doc["route"].get("routes", []):
-        if any('severity="critical"' in m for m in route.get("matchers", [])):
-            return str(route.get("group_wait", doc["route"].get("group_wait", "30s")))
-    return str(doc["route"].get("group_wait", "30s"))
-
-
-def ungrouped(doc: dict[str, Any]) -> dict[str, Any]:
-    """The same routing with ``group_by: ['...']`` everywhere (each alert its own group)."""
-
-    def walk(route: dict[str, Any]) -> None:
-        if "group_by" in route:
-            route["group_by"] = ["..."]
-        for child in route.get("routes", []):
-            walk(child)
-
-    doc = json.loads(json.dumps(doc))
-    walk(doc["route"])
-    return doc
-
-
-def departments(doc: dict[str, Any]) -> list[str]:
-    return [r["name"][5:] for r in doc["receivers"] if r["name"].startswith("dept-")]
-
-
-def _plate(n: int) -> str:
-    letters = "".join(_LETTERS[(n // 23**i) % 23] for i in range(4))
-    return f"{letters[:2]}{n % 1000:03d}{letters[2:]}"
-
-
-@dataclass
-class Stream:
-    """Events for one run: background plus overlapping-operation pairs."""
-
-    run: str
-    rate: float
-    duration: float
-    share: float
-    depts: list[str]
-    first_pair: int = 0
-    #: completing event_id -> (publication time, département)
-    sent: dict[str, tuple[float, str]] = field(default_factory=dict)
-    published: int = 0
-    seconds: float = 0.0
-
-    def events(self) -> list[tuple[str, dict[str, Any], bool]]:
-        n = int(self.rate * self.duration)
-        pairs = max(1, int(n * self.share / 2))
-        every = max(2, n // pairs)
-        now = datetime.now(UTC)
-        out: list[tuple[str, dict[str, Any], bool]] = []
-        pair = 0
-        pending: list[tuple[str, dict[str, Any]]] = []
-        for i in range(n):
-            at = (now + timedelta(seconds=i / self.rate)).isoformat()
-            if i % every == 0 and pair < pairs:
-                # a planned operation; its twin, 100 m away by another agency, comes later
-                # Alerts with the same labels share a notification group (Alertmanager's
-                # model): later ones would wait group_interval. Labels differ by
-                # département and the pair of agencies: 101 x 28 distinct groups.
-                k = self.first_pair + pair
-                dept = self.depts[k % len(self.depts)]
-                first, second = PAIRS[(k // len(self.depts)) % len(PAIRS)]
-                # a fresh place for every pair of the bench: 4+ km apart, pairs never meet
-                lat, lon = 42.5 + (k // 200) * 0.05, -4.0 + (k % 200) * 0.05
-                start = now + timedelta(days=1, hours=pair % 24)
-                base = {
-                    "type": "planned_operation",
-                    "occurred_at": at,
-                    "location": {"lat": lat, "lon": lon, "department": dept},
-                    "details": {
-                        "starts_at": start.isoformat(),
-                        "ends_at": (start + timedelta(hours=3)).isoformat(),
-                    },
-                }
-                out.append((first, {**base, "event_id": f"b{self.run}-p{pair}a"}, False))
-                twin = json.loads(json.dumps(base))
-                twin["location"]["lat"] = lat + 0.0009
-                pending.append((second, {**twin, "event_id": f"b{self.run}-p{pair}b"}))
-                pair += 1
-            elif pending and i % every == every // 2:
-                agency, twin_ev = pending.pop(0)
-                out.append((agency, twin_ev, True))
-            else:
-                kind = ("seizure", "arrest", "intel_share")[i % 3]
-                ev: dict[str, Any] = {
-                    "event_id": f"b{self.run}-{i}",
-                    "type": kind,
-                    "occurred_at": at,
-                    "location": {"department": self.depts[i % len(self.depts)]},
-                    "entities": [{"kind": "vehicle", "value": _plate(i)}],
-                    "details": {"drug": "cannabis", "quantity_kg": 1.5}
-                    if kind == "seizure"
-                    else {},
-                }
-                out.append((BACKGROUND_AGENCIES[i % len(BACKGROUND_AGENCIES)], ev, False))
-        for agency, twin_ev in pending:
-            out.append((agency, twin_ev, True))
-        return out
-
-    async def publish(self, bootstrap: str, topic_of: Any) -> None:
-        """Publish at ``rate``, in ticks of 10 ms; completing events are timestamped."""
-        events = self.events()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=acks())
-        await producer.start()
-        try:
-            t0 = time.monotonic()
-            for i, (agency, ev, completing) in enumerate(events):
-                due = t0 + i / self.rate
-                delay = due - time.monotonic()
-                if delay > 0.002:
-                    await asyncio.sleep(delay)
-                ev["agency"] = agency
-                if completing:
-                    self.sent[ev["event_id"]] = (time.time(), ev["location"]["department"])
-                await producer.send(
-                    topic_of(agency), json.dumps(ev).encode(), key=ev["event_id"].encode()
-                )
-            await producer.flush()
-            self.published = len(events)
-            self.seconds = time.monotonic() - t0
-        finally:
-            await producer.stop()
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    v = sorted(values)
-
-    def q(p: float) -> float:
-        return round(1000 * v[min(len(v) - 1, math.ceil(p * len(v)) - 1)], 1)
-
-    return {"p50_ms": q(0.50), "p95_ms": q(0.95), "p99_ms": q(0.99), "max_ms": q(1.0)}
-
-
-def first_deliveries(stream: Stream, deliveries: list[Any]) -> dict[str, float]:
-    """Completing event_id -> when its département cell first received it."""
-    first: dict[str, float] = {}
-    for d in deliveries:
-        for a in d.body.get("alerts", []):
-            for e in a.get("evidence", []):
-                eid = e.get("event_id", "")
-                if eid in stream.sent and d.cell == f"dept-{stream.sent[eid][1]}":
-                    first[eid] = min(first.get(eid, math.inf), d.received_at)
-    return first
-
-
-async def _record_times(bootstrap: str, topic: str, ids: set[str]) -> dict[str, float]:
-    """event_id -> CreateTime (s) of the first record of ``topic`` naming it.
-
-    A record names an event by ``"event_id": "<id>"`` anywhere in its JSON
-    (normalised events, and alerts' evidence)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    out: dict[str, float] = {}
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            if not batch:
-                return out
-            for msgs in batch.values():
-                for m in msgs:
-                    text = m.value.decode("utf-8", "replace") if m.value else ""
-                    for eid in ids:
-                        if eid not in out and f'"{eid}"' in text:
-                            out[eid] = m.timestamp / 1000
-    finally:
-        await consumer.stop()
-
-
-async def stages(pipeline: Pipeline, stream: Stream) -> dict[str, dict[str, float]]:
-    """Where the time goes, per hop, for the delivered matches: publication →
-    ``vigie.events.v1`` (ingest), → ``vigie.alerts.v1`` (correlate), → the cell
-    (notify). From the records' CreateTime, set by each service's producer."""
-    assert pipeline.stack is not None and pipeline.receiver is not None
-    first = first_deliveries(stream, list(pipeline.receiver.deliveries))
-    ids = set(first)
-    bootstrap = pipeline.stack.bootstrap
-    ingested = await _record_times(bootstrap, pipeline.topics.events, ids)
-    alerted = await _record_times(bootstrap, pipeline.topics.alerts, ids)
-    hops: dict[str, list[float]] = {"ingest": [], "correlate": [], "notify": []}
-    for eid in ids:
-        if eid in ingested and eid in alerted:
-            hops["ingest"].append(ingested[eid] - stream.sent[eid][0])
-            hops["correlate"].append(alerted[eid] - ingested[eid])
-            hops["notify"].append(first[eid] - alerted[eid])
-    return {hop: percentiles(v) for hop, v in hops.items()}
-
-
-def latencies(stream: Stream, deliveries: list[Any]) -> list[float]:
-    """Publication → the département cell's first delivery holding each completing event."""
-    first = first_deliveries(stream, deliveries)
-    return [first[e] - stream.sent[e][0] for e in first]
 
 
 async def run_once(
