@@ -20,9 +20,9 @@ slot). Scripts are atomic, so a timer is taken by one worker only; arming,
 cancelling and acknowledging are idempotent (a batch may be retried). Every
 key expires (wall clock; a key's time to live only grows).
 
-``…:wm`` (its own tag) holds each worker's watermark and when it wrote it; the
-**shared watermark** is the minimum over the workers heard from within
-``stale_ms`` (a dead worker stops counting; its partitions' new owner reports).
+``…:wm`` (its own tag) holds each partition's watermark as its owner last
+reported it; the **shared watermark** is the minimum over the partitions that
+are not idle (a partition between owners keeps its last value).
 Redis errors propagate to the caller.
 """
 
@@ -256,22 +256,29 @@ class AbsenceStore:
         await self._run(calls)
 
     # -- the shared watermark -------------------------------------------------------------
-    async def publish_watermark(self, worker: str, watermark: int, now: int) -> None:
-        """This worker's watermark (only a worker that owns streams should publish)."""
-        await self.redis.hset(self.key("wm", "wm"), worker, f"{watermark},{now}")
+    async def publish_watermarks(self, marks: dict[int, tuple[int, bool]], now: int) -> None:
+        """The watermark of each partition this worker owns (and whether it is idle)."""
+        if marks:
+            values = {str(p): f"{wm},{int(idle)},{now}" for p, (wm, idle) in marks.items()}
+            key = self.key("wm", "wm")
+            await self.redis.hset(key, mapping=values)  # type: ignore[arg-type]
+            await self.redis.pexpire(key, 7 * 86_400_000)  # a deployment gone: forgotten
 
-    async def forget_worker(self, worker: str) -> None:
-        await self.redis.hdel(self.key("wm", "wm"), worker)
-
-    async def shared_watermark(self, now: int, stale_ms: int) -> int:
-        """The minimum over the workers heard from within ``stale_ms``; 0 when none."""
+    async def shared_watermark(self, partitions: int) -> int:
+        """The minimum over the ``partitions`` of vigie.events.v1 that are not idle
+        (the highest when all are): each as its owner last reported it, so a
+        partition between two owners (a rebalance, a dead worker) keeps holding
+        event time where it was; a partition nobody has reported holds it at 0."""
         raw = await self.redis.hgetall(self.key("wm", "wm"))
-        marks = []
-        for value in raw.values():
-            wm, _, at = _text(value).partition(",")
-            if now - int(at) < stale_ms:
-                marks.append(int(wm))
-        return min(marks) if marks else 0
+        marks: dict[int, tuple[int, bool]] = {}
+        for field, value in raw.items():
+            wm, idle, _ = _text(value).split(",")
+            marks[int(_text(field))] = (int(wm), idle == "1")
+        if any(p not in marks for p in range(partitions)):
+            return 0
+        active = [wm for p, (wm, idle) in marks.items() if p < partitions and not idle]
+        every = [wm for p, (wm, _) in marks.items() if p < partitions]
+        return min(active) if active else max(every, default=0)
 
 
 def base_time(event: NormalizedEvent, after: str | None, t: int) -> int:

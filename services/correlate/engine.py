@@ -251,6 +251,7 @@ class Engine:
         #: Where absence rules keep their timers (None: absence rules do nothing).
         self.absences = absences
         self._busy, self._settled = False, 0
+        self._settled_parts: dict[int, tuple[int, bool]] = {}
         self.keys = keys
         self.lateness_ms = lateness_ms
         self.clock = clock
@@ -269,6 +270,14 @@ class Engine:
         are in Redis; an absence must not fire on a missing event that is
         still on its way there)."""
         return self._settled if self._busy else self.watermark
+
+    def settled_partitions(self, now: int) -> dict[int, tuple[int, bool]]:
+        """Per partition: (watermark, idle), over the batches fully applied (the
+        in-flight batch's partitions at their value before it)."""
+        marks = self.watermarks.by_partition(now)
+        if self._busy:
+            marks = {p: self._settled_parts.get(p, (0, False)) for p in marks}
+        return marks
 
     @property
     def rules(self) -> RuleSet:
@@ -561,6 +570,8 @@ class Engine:
                 if ok
             ]
         self._settled, self._busy = wm, False
+        if self._absence:
+            self._settled_parts = self.watermarks.by_partition(now)
         return outcome
 
     # -- absences -------------------------------------------------------------------------

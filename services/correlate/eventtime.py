@@ -40,6 +40,11 @@ def stream_of(partition: int, agency: str, source_partition: int | None) -> Stre
     return (partition, agency, -1 if source_partition is None else source_partition)
 
 
+def _partition(stream: Hashable) -> int:
+    """A stream's partition (a bare int stream: itself, as in tests and fixtures)."""
+    return int(stream[0] if isinstance(stream, tuple) else stream)  # type: ignore[arg-type]
+
+
 @dataclass(slots=True)
 class _Mark:
     #: the highest event time read (ms); -1: none yet
@@ -57,22 +62,31 @@ class Watermarks:
     def __init__(self, idle_ms: int) -> None:
         self.idle_ms = idle_ms
         self._marks: dict[Hashable, _Mark] = {}
+        #: the partitions owned (None: every stream counts, as in tests and fixtures)
+        self._owned: set[int] | None = None
+        self._known: set[int] = set()
+
+    def _counted(self) -> list[tuple[Hashable, _Mark]]:
+        owned = self._owned
+        if owned is None:
+            return list(self._marks.items())
+        return [(k, m) for k, m in self._marks.items() if _partition(k) in owned]
 
     def assign(
         self, partitions: Iterable[int], now: int, sources: Iterable[tuple[str, int]] = ()
     ) -> None:
-        """The partitions this worker owns now. New ones expect a stream per
-        ``sources`` entry (agency, inbound partition), none of which has an event
-        time yet; the streams of revoked partitions are forgotten. Unchanged
-        partitions keep their streams."""
+        """The partitions this worker owns now; only their streams count. A
+        partition never owned before expects a stream per ``sources`` entry
+        (agency, inbound partition), none of which has an event time yet. A
+        partition revoked and owned again keeps what its streams had (a consumer
+        whose assignment flickers does not start its partitions over)."""
         owned = set(partitions)
-        known = {key[0] for key in self._marks}  # type: ignore[index]
-        for key in [k for k in self._marks if k[0] not in owned]:  # type: ignore[index]
-            del self._marks[key]
         expected = list(sources)
-        for p in owned - known:
+        for p in owned - self._known:
             for agency, src in expected or [("", -1)]:
-                self._marks[(p, agency, src)] = _Mark(-1, now)
+                self._marks.setdefault((p, agency, src), _Mark(-1, now))
+        self._known |= owned
+        self._owned = owned
 
     def observe(self, stream: Hashable, t: int, now: int) -> None:
         """An event of time ``t`` (ms) read from ``stream`` at wall time ``now``."""
@@ -88,14 +102,31 @@ class Watermarks:
         """The watermark (ms): the lowest high mark over the streams active
         within ``idle_ms``; the highest of all when every one is idle; 0 while
         an active stream has no event time yet (or there is no stream)."""
-        if not self._marks:
+        marks = [m for _, m in self._counted()]
+        if not marks:
             return 0
         idle = self.idle_ms
-        active = [m.high for m in self._marks.values() if now - m.seen < idle]
+        active = [m.high for m in marks if now - m.seen < idle]
         if not active:
-            return max(0, max(m.high for m in self._marks.values()))
+            return max(0, max(m.high for m in marks))
         return max(0, min(active))
 
+    def by_partition(self, now: int) -> dict[int, tuple[int, bool]]:
+        """Per partition of vigie.events.v1: (its watermark, whether every one of
+        its streams is idle), computed as :meth:`current` over its streams."""
+        idle = self.idle_ms
+        parts: dict[int, list[_Mark]] = {}
+        for key, mark in self._counted():
+            parts.setdefault(_partition(key), []).append(mark)
+        out: dict[int, tuple[int, bool]] = {}
+        for p, marks in parts.items():
+            active = [m.high for m in marks if now - m.seen < idle]
+            if active:
+                out[p] = (max(0, min(active)), False)
+            else:
+                out[p] = (max(0, max(m.high for m in marks)), True)
+        return out
+
     def streams(self) -> int:
-        """How many streams are tracked."""
-        return len(self._marks)
+        """How many streams count (those of the partitions owned)."""
+        return len(self._counted())

@@ -79,7 +79,6 @@ class CorrelateHandler:
         self._alert_counter = children(metrics.alerts)
         #: every stream a partition of vigie.events.v1 may carry (see .eventtime)
         self.sources = [(a, i) for a in AGENCIES for i in range(settings.topic_partitions)]
-        self.stale_ms = int(max(3 * settings.absence_poll_s, settings.idle_partition_s) * 1000)
 
     async def dead_letter(self, evs: list[tuple[Any, str, str]]) -> None:
         """Dead-letter ``(event, reason, message)`` triples in one produce call,
@@ -205,8 +204,8 @@ class CorrelateHandler:
         mine = self.owned()
         if mine:  # streams not read yet hold it at 0: nothing fires before they are
             engine.watermarks.assign(mine, now, self.sources)
-            await self.absences.publish_watermark(self.worker, engine.settled_watermark(), now)
-        shared = await self.absences.shared_watermark(now, self.stale_ms)
+            await self.absences.publish_watermarks(engine.settled_partitions(now), now)
+        shared = await self.absences.shared_watermark(self.settings.topic_partitions)
         if shared <= 0:
             return
         fired = await engine.fire(shared)

@@ -35,8 +35,19 @@ def test_watermark_is_the_minimum_over_active_streams() -> None:
     assert w.current(now=5000) == 960
     w.observe((1, "douane", 0), 200, now=5001)  # an old event: never lowers a high mark
     assert w.current(now=5002) == 300
-    w.assign([0], now=5003)  # partition 1 revoked: its streams forgotten
+    w.assign([0], now=5003)  # partition 1 revoked: its streams no longer count
     assert w.streams() == 2
+    w.assign([0, 1], now=5004)  # owned again: what its streams had is kept
+    assert w.streams() == 4 and w.current(now=5005) == 300
+
+
+def test_per_partition_watermarks_and_idleness() -> None:
+    w = Watermarks(idle_ms=1000)
+    w.assign([0, 1], now=0, sources=[("police", 0)])
+    w.observe((0, "police", 0), 700, now=1)
+    assert w.by_partition(now=2) == {0: (700, False), 1: (0, False)}
+    w.observe((1, "police", 0), 300, now=3)
+    assert w.by_partition(now=1002) == {0: (700, True), 1: (300, False)}
 
 
 def test_a_stream_never_seen_stops_counting_after_the_idle_timeout() -> None:
