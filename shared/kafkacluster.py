@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from aiokafka.client import AIOKafkaClient
 from aiokafka.structs import TopicPartition
 
-from shared.localstack import LocalStackError, Process, _wait_port, free_port, run_sync, spawn
+from shared.localproc import LocalStackError, Process, free_port, run_sync, spawn, wait_port
 
 
 class ClusterSecurity(Protocol):
@@ -315,7 +315,7 @@ class KafkaCluster:
         want = {n.node_id for n in self.members if n.running}
         for node in self.members:
             if node.running:
-                _wait_port("127.0.0.1", node.port, deadline)
+                wait_port("127.0.0.1", node.port, deadline)
         while True:
             for node in self.members:
                 if node.process is not None and node.process.proc is not None and not node.running:
