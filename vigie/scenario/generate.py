@@ -856,61 +856,50 @@ def _situations(g: _Gen, days: int) -> None:
     g.event("diplomatie", "international_tip", anchor(3), "973", entities=[g.fresh("container")])
 
 
+def _tip(g: _Gen, agency: str, at: datetime, dept: str, vessel: Any, arrival: datetime) -> str:
+    """A maritime tip on ``vessel`` (None: a fresh one, drawn after the place)
+    expected at the département's port at ``arrival``."""
+    point = g.place(dept)
+    return g.event(
+        agency,
+        "maritime_intel",
+        at,
+        dept,
+        point=point,
+        entities=[vessel or g.fresh("vessel")],
+        details={
+            "vector": "maritime",
+            "expected_arrival": arrival.isoformat(),
+            "expected_port": DEPARTMENTS[dept][3][0],
+        },
+    )
+
+
+def _operation(g: _Gen, agency: str, at: datetime, dept: str, hours: int) -> str:
+    """A planned operation a day after ``at``, lasting ``hours``."""
+    start = at + timedelta(days=1)
+    end = start + timedelta(hours=hours)
+    details = {"starts_at": start.isoformat(), "ends_at": end.isoformat()}
+    return g.event(agency, "planned_operation", at, dept, point=g.place(dept), details=details)
+
+
 def _absences(g: _Gen, days: int) -> set[str]:
     """The absence situations; returns the planned operations left without a report."""
     d, h = timedelta(days=1), timedelta(hours=1)
     span = max(days - 2, 1)
     t = g.start + timedelta(days=1 + 2 * span / 10, hours=7)
     # 11. a navy tip on a vessel expected at Dunkirk in 3 days; nothing on it since
-    tip = g.event(
-        "marine",
-        "maritime_intel",
-        t,
-        "59",
-        point=g.place("59"),
-        entities=[g.fresh("vessel")],
-        details={
-            "vector": "maritime",
-            "expected_arrival": (t + 3 * d).isoformat(),
-            "expected_port": "FRDKK",
-        },
-    )
+    tip = _tip(g, "marine", t, "59", None, t + 3 * d)
     g.expect("maritime_tip_unanswered", "59", [tip], "tip, and nothing at the expected port")
     vessel = g.fresh("vessel")
-    answered = g.event(
-        "sgmer",
-        "maritime_intel",
-        t,
-        "13",
-        point=g.place("13"),
-        entities=[vessel],
-        details={
-            "vector": "maritime",
-            "expected_arrival": (t + 2 * d).isoformat(),
-            "expected_port": "FRMRS",
-        },
-    )
+    answered = _tip(g, "sgmer", t, "13", vessel, t + 2 * d)
     boarding = g.event("sgmer", "operation_report", t + 3 * d, "13", entities=[vessel])
     g.miss("maritime_tip_unanswered", "boarded a day after its arrival", [answered, boarding])
     # 12. a planned operation in 69 that ended with no outcome report
     t = g.start + timedelta(days=1 + 3 * span / 10, hours=9)
-    op = g.event(
-        "gendarmerie",
-        "planned_operation",
-        t,
-        "69",
-        point=g.place("69"),
-        details={"starts_at": (t + d).isoformat(), "ends_at": (t + d + 4 * h).isoformat()},
-    )
+    op = _operation(g, "gendarmerie", t, "69", 4)
     g.expect("operation_without_outcome", "69", [op], "operation ended, no outcome report")
-    late = g.event(
-        "police",
-        "planned_operation",
-        t,
-        "93",
-        point=g.place("93"),
-        details={"starts_at": (t + d).isoformat(), "ends_at": (t + d + 2 * h).isoformat()},
-    )
+    late = _operation(g, "police", t, "93", 2)
     case = next(e["case_ref"] for e in g.events if e["event_id"] == late)
     report = g.event("police", "operation_report", t + 3 * d + 22 * h, "93", case_ref=case)
     g.miss("operation_without_outcome", "report 2 days 20 hours after the end (3d)", [late, report])
