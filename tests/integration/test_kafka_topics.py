@@ -10,6 +10,7 @@ from aiokafka.client import AIOKafkaClient
 from shared.kafka import BatchSender, Record, ensure_topics
 from shared.localstack import LocalStack
 from shared.topics import Topics
+from tests.waiting import until
 
 
 async def test_topics_get_three_replicas_and_two_in_sync(
@@ -20,13 +21,21 @@ async def test_topics_get_three_replicas_and_two_in_sync(
     assert set(created) == set(topics.all())
     client = AIOKafkaClient(bootstrap_servers=kafka_stack.bootstrap)
     await client.bootstrap()
-    try:
+    seen: dict[str, object] = {}
+
+    async def all_partitions_known() -> bool:
+        # a broker learns a new topic's partitions from the controller a moment
+        # after CreateTopics answers: wait for that fact, then check the count
         meta = await client.fetch_all_metadata()
+        seen.update({t: meta.partitions_for_topic(t) for t in topics.all()})
+        return all(seen[t] for t in topics.all())
+
+    try:
+        await until(all_partitions_known, 30, lambda: f"partitions of every topic: {seen}")
     finally:
         await client.close()
     for topic in topics.all():
-        parts = meta.partitions_for_topic(topic)
-        assert parts == {0, 1, 2, 3}, topic
+        assert seen[topic] == {0, 1, 2, 3}, topic
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_stack.bootstrap)
     await admin.start()
     try:
