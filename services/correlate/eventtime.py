@@ -81,6 +81,8 @@ class Watermarks:
         partition revoked and owned again keeps what its streams had (a consumer
         whose assignment flickers does not start its partitions over)."""
         owned = set(partitions)
+        if not owned:  # a rebalance in progress (or a flicker): keep counting as before
+            return
         expected = list(sources)
         for p in owned - self._known:
             for agency, src in expected or [("", -1)]:
