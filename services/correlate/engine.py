@@ -23,185 +23,77 @@ the caller retries the whole batch). The clock is injected.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import lru_cache
-from json.encoder import encode_basestring_ascii as json_str
 from typing import Any
 
 from services.correlate import kinds
-from services.correlate.absence import AbsenceOp, AbsenceStore, Taken, absence_alert, absence_op
-from services.correlate.alerts import build_alert
+from services.correlate.absence import AbsenceOp, AbsenceStore, Taken, absence_alert
+from services.correlate.engine_plan import Planner
+from services.correlate.engine_rules import (
+    _ABSENCE,
+    _ANY_ENTITY,
+    _ASK,
+    _ENTITY,
+    _FIELD,
+    _OVERLAP,
+    _PLACE,
+    _PROXIMITY,
+    _SKIP,
+    _WINDOW,
+    _by_type,
+    _case,
+    _Compiled,
+    _decide,
+    _digest,
+    _filter_types,
+    _inner,
+    _interval,
+    _json_str,
+    _Planned,
+    _possible_types,
+    _tag,
+    _type_only,
+    event_ms,
+)
 from services.correlate.eventtime import Watermarks
-from services.correlate.fingerprint import fingerprint
 from services.correlate.rules.loader import RuleSet
-from services.correlate.rules.model import (
-    AbsenceRule,
-    DistinctRule,
-    Filter,
-    OverlapRule,
-    ProximityRule,
-    SequenceRule,
-    ThresholdRule,
-)
-from services.correlate.state import (
-    Claim,
-    GeoOp,
-    Obs,
-    Op,
-    State,
-    WindowOp,
-)
+from services.correlate.rules.model import AbsenceRule
+from services.correlate.state import Claim, Obs, State
 from shared.models import AXIS_OF_TYPE, Alert, NormalizedEvent
 from shared.redis import Keys
 
-
-def event_ms(dt: datetime) -> int:
-    return int(dt.timestamp() * 1000)
-
-
-def _digest(*parts: str) -> str:
-    """The hex digest that names a group's keys (its hash tag, its id), of
-    ``parts`` joined by ``\\x1f``."""
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
-
-
-#: :func:`_digest`, memoised: for the few values that recur (rule ids,
-#: départements, sites); entity tokens are mostly new, not cached.
-_tag = lru_cache(maxsize=8192)(_digest)
-
-
-#: JSON of the few strings that recur (agencies, types, départements, step lists,
-#: roles); ``json_str`` is what ``json.dumps`` writes for a string.
-_json_str = lru_cache(maxsize=4096)(json_str)
-
-
-@dataclass(slots=True)
-class _Planned:
-    event: NormalizedEvent
-    rule: Any
-    group: str
-    tag: str
-    #: an :data:`Op` (a state op), or an :class:`AbsenceOp` (set aside before apply)
-    op: Any
-    #: the group's key prefix, ``<prefix>:{<tag>}:<group id>:``
-    head: str
-
-
-def _case(event: NormalizedEvent) -> str | None:
-    """The ``case_ref`` group value: the agency's case (agency and reference)."""
-    return f"{event.agency}:{event.case_ref}" if event.case_ref else None
-
-
-#: How a rule's ops are planned: a window op per group, one geo op, an absence op per group.
-_WINDOW, _PROXIMITY, _OVERLAP, _ABSENCE = 0, 1, 2, 3
-#: ``group_by`` entries: every entity token, the tokens of some kinds, a location field.
-_ANY_ENTITY, _ENTITY, _PLACE = 0, 1, 2
-
-
-#: A rule's decision for an event type that its agency or details may change.
-_ASK: Any = object()
-#: The observation's value of a distinct rule: its field, read from each event.
-_FIELD: Any = object()
-#: A rule's decision for an event it does not take.
-_SKIP: Any = object()
-
-
-@dataclass(slots=True)
-class _Compiled:
-    """What planning needs of one rule, computed once per rule set."""
-
-    rule: Any
-    how: int
-    #: how long (event time) state is kept behind the watermark: twice the window
-    #: plus the lateness, so an event accepted as late as ``horizon`` still finds
-    #: every event of the window before it (the same match as if it came in time)
-    keep: int
-    #: an event older than the watermark by more than this (window + lateness) is
-    #: too late for the rule
-    horizon: int
-    #: per ``group_by`` entry (the ``entity:<kind>`` ones merged into one):
-    #: (how, {kind: group prefix} or the location field)
-    group_by: tuple[tuple[int, Any], ...] = ()
-    neighbours: int = 0
-    #: tag, GEO, hash, sorted-set keys, the group's key prefix, the radius (JSON)
-    geo: tuple[str, str, str, str, str, str] | None = None
-    #: the end of a window op's script arguments (JSON, see ``state._args``), the
-    #: same for every op of the rule
-    tail: str = ""
-
-
-def _inner(rule: Any) -> list[Filter] | None:
-    """The filters that pick a sequence's steps (and ``until``) or a proximity's
-    roles; None for the other kinds."""
-    if isinstance(rule, SequenceRule):
-        return [*rule.steps] if rule.until is None else [*rule.steps, rule.until]
-    if isinstance(rule, ProximityRule):
-        return [rule.trigger, rule.reference]
-    if isinstance(rule, AbsenceRule):
-        return [rule.expect, rule.missing]
-    return None
-
-
-def _type_only(f: Filter, etype: str) -> bool | None:
-    """Whether ``f`` accepts every event of type ``etype`` (True), none (False),
-    or it depends on their agency or details (None)."""
-    if f.types and etype not in f.types:
-        return False
-    return None if f.agencies or f.details else True
-
-
-def _decide(c: _Compiled, etype: str, agency: str, details: dict[str, Any]) -> Any:
-    """The rule's value (or role) for this event, from its filters; ``_SKIP``
-    if it does not take the event."""
-    rule = c.rule
-    if c.how in (_PROXIMITY, _ABSENCE):
-        role = rule.role(etype, agency, details)
-        return _SKIP if role is None else role
-    if not rule.filter.matches(etype, agency, details):
-        return _SKIP
-    if isinstance(rule, DistinctRule):
-        return _FIELD
-    if isinstance(rule, SequenceRule):
-        steps = rule.step_of(etype, agency, details)
-        if steps:
-            return ",".join(map(str, steps))
-        return "u" if rule.is_until(etype, agency, details) else _SKIP
-    return None
-
-
-def _by_type(c: _Compiled, etype: str) -> Any:
-    """What :meth:`Engine.plan` does with the rule for events of type ``etype``:
-    ``_ASK`` (:func:`_decide` per event) when one of its filters looks at the
-    agency or details of such events, else what :func:`_decide` answers for
-    every one of them (``_SKIP``: never an op)."""
-    filters = [c.rule.filter, *(_inner(c.rule) or ())]
-    if any(_type_only(f, etype) is None for f in filters):
-        return _ASK
-    return _decide(c, etype, "", {})
-
-
-def _filter_types(f: Any) -> set[str] | None:
-    """The event types a filter can match (None: any)."""
-    return {t.value for t in f.types} if f.types else None
-
-
-def _possible_types(rule: Any) -> set[str] | None:
-    """The event types ``rule.wants`` can accept (None: any); a superset is fine."""
-    allowed = _filter_types(rule.filter)
-    inner = _inner(rule)
-    if inner is None:
-        return allowed
-    union: set[str] | None = set()
-    for x in map(_filter_types, inner):
-        union = None if x is None or union is None else union | x
-    if allowed is None:
-        return union
-    return allowed if union is None else allowed & union
+__all__ = [
+    "_ABSENCE",
+    "_ANY_ENTITY",
+    "_ASK",
+    "_ENTITY",
+    "_FIELD",
+    "_OVERLAP",
+    "_PLACE",
+    "_PROXIMITY",
+    "_SKIP",
+    "_WINDOW",
+    "Engine",
+    "Outcome",
+    "Planner",
+    "_Compiled",
+    "_Planned",
+    "_by_type",
+    "_case",
+    "_decide",
+    "_digest",
+    "_filter_types",
+    "_inner",
+    "_interval",
+    "_json_str",
+    "_possible_types",
+    "_tag",
+    "_type_only",
+    "event_ms",
+]
 
 
 @dataclass
@@ -215,26 +107,7 @@ class Outcome:
     watermark: int = 0
 
 
-def _interval(event: NormalizedEvent) -> tuple[int, int]:
-    t = event_ms(event.occurred_at)
-    start, end = t, t
-    for name in ("starts_at", "ends_at"):
-        raw = event.details.get(name)
-        if isinstance(raw, str):
-            try:
-                dt = datetime.fromisoformat(raw)
-            except ValueError:
-                continue
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=UTC)
-            if name == "starts_at":
-                start = event_ms(dt)
-            else:
-                end = event_ms(dt)
-    return min(start, end), max(start, end)
-
-
-class Engine:
+class Engine(Planner):
     """Evaluates a :class:`RuleSet` over batches of events, state in ``state``."""
 
     def __init__(
@@ -300,224 +173,6 @@ class Engine:
                     rules_of_type.append((c, decided))
         self._rules, self._by_type = rules, by_type
         self._absence = any(c.how == _ABSENCE for c in compiled)
-
-    def _compile(self, rule: Any) -> _Compiled:
-        horizon = rule.window + self.lateness_ms
-        keep = horizon + rule.window
-        if isinstance(rule, ProximityRule | OverlapRule):
-            tag = _tag(rule.id)
-            how = _PROXIMITY if isinstance(rule, ProximityRule) else _OVERLAP
-            g, h, z = (self.keys.tagged(tag, x) for x in ("g", "h", "z"))
-            head = self.keys.tagged(tag, _tag(rule.id, rule.id)[:8], "")
-            radius = f'"{rule.radius_m!r}"'
-            return _Compiled(rule, how, keep, horizon, geo=(tag, g, h, z, head, radius))
-        group_by: list[tuple[int, Any]] = []
-        kinds_at: dict[str, str] = {}  # the entity:<kind> entries, as one
-        for key in rule.group_by:
-            if key == "entity:*":
-                group_by.append((_ANY_ENTITY, None))
-            elif key.startswith("entity:"):
-                if not kinds_at:
-                    group_by.append((_ENTITY, kinds_at))
-                kinds_at.setdefault(key.split(":", 1)[1], key + "=")
-            else:
-                group_by.append((_PLACE, key))
-        neighbours = rule.count - 1 if isinstance(rule, ThresholdRule) else 0
-        tail = f"{rule.window},{keep},{keep},{neighbours}]"
-        how = _ABSENCE if isinstance(rule, AbsenceRule) else _WINDOW
-        return _Compiled(rule, how, keep, horizon, tuple(group_by), neighbours, tail=tail)
-
-    # -- planning -------------------------------------------------------------------------
-    def plan(self, event: NormalizedEvent, t: int | None = None) -> list[_Planned]:
-        """The state ops one event needs, one per (rule, group), whatever its lateness."""
-        return self._plan(event, event_ms(event.occurred_at) if t is None else t, 0) or []
-
-    def _plan(self, event: NormalizedEvent, t: int, wm: int) -> list[_Planned] | None:
-        """The state ops one event needs, one per (rule, group); None when it is
-        too late (behind the watermark ``wm`` by more than its window plus the
-        lateness) for every rule that takes it.
-
-        Only the rules whose filters can accept the event's type are visited
-        (most decided by the type alone, see :func:`_by_type`); the event's
-        pointer is encoded once, each op adding its own fields, and each rule's
-        script arguments once for all its groups. ``t``: the event time (ms).
-        """
-        etype = event.type.value
-        candidates = self._by_type.get(etype)
-        if not candidates:
-            return []
-        out: list[_Planned] = []
-        took = too_late = 0
-        agency, details, loc = event.agency, event.details, event.location
-        event_id = event.event_id
-        handling = event.handling.value
-        department = loc.department
-        base = (agency, event_id, t, etype, event.case_ref, event.contact, handling, department)
-        # the pointer JSON (what Obs.to_json writes), open for the op's own fields
-        prefix = f'{{"a":{_json_str(agency)},"e":{json_str(event_id)},"t":{t}'
-        prefix += ',"y":' + _json_str(etype)
-        if event.case_ref is not None:
-            prefix += ',"c":' + json_str(event.case_ref)
-        if event.contact is not None:
-            prefix += ',"p":' + json_str(event.contact)
-        prefix += ',"h":' + _json_str(handling)
-        if department is not None:
-            prefix += ',"d":' + _json_str(department)
-        member = f"{agency}|{event_id}"
-        member_json = json_str(member)
-        lonlat: str | None = None  # the coordinates as a geo op's arguments
-        # (kind, token, the token's digest: its groups' hash tag), once per event
-        entities: list[tuple[str, str, str]] | None = None
-        kp = self.keys.prefix
-        for c, value in candidates:
-            rule = c.rule
-            if value is _ASK:
-                value = _decide(c, etype, agency, details)
-                if value is _SKIP:
-                    continue
-            took += 1
-            if t + c.horizon < wm and (c.how != _OVERLAP or _interval(event)[1] + c.horizon < wm):
-                too_late += 1
-                continue
-            if c.how in (_PROXIMITY, _OVERLAP):
-                if loc.lat is None or loc.lon is None:
-                    continue
-                assert c.geo is not None
-                tag, gkey, hkey, zkey, head, radius = c.geo
-                if c.how == _PROXIMITY:
-                    obs = Obs(*base, None, value)
-                    pointer = f'{prefix},"r":{_json_str(value)}}}'
-                    retain, ttl = t + c.keep, c.keep
-                else:
-                    start, end = _interval(event)
-                    obs = Obs(*base, None, None, start, end)
-                    pointer = f'{prefix},"s":{start},"f":{end}}}'
-                    retain, ttl = end + c.keep, c.keep + max(0, end - t)
-                if lonlat is None:
-                    lonlat = f'"{loc.lon!r}","{loc.lat!r}"'
-                args = f"[1,{member_json},{lonlat},{json_str(pointer)},{retain},{t},{radius},{ttl}]"
-                op: Op = GeoOp(
-                    gkey,
-                    hkey,
-                    zkey,
-                    obs,
-                    loc.lon,
-                    loc.lat,
-                    retain,
-                    rule.radius_m,
-                    ttl,
-                    pointer,
-                    args,
-                )
-                out.append(_Planned(event, rule, rule.id, tag, op, head))
-                continue
-            if value is _FIELD:
-                field = rule.field
-                value = (
-                    agency
-                    if field == "agency"
-                    else etype
-                    if field == "type"
-                    else getattr(loc, field)
-                )
-            # (group, its hash tag: the digest of its value, its group id); one hash
-            # tag per group value (entity token, département...): every rule's
-            # window on it lives in one slot
-            groups: list[tuple[str, str, str]] = []
-            rid = rule.id
-            for how, arg in c.group_by:
-                if how == _PLACE:
-                    place = getattr(loc, arg, None) if arg != "case_ref" else _case(event)
-                    if place:
-                        group = f"{arg}={place}"
-                        groups.append((group, _tag(group), _tag(rid, group)[:8]))
-                    continue
-                if entities is None:
-                    entities = [(e.kind.value, e.token, _digest(e.token)) for e in event.entities]
-                if how == _ANY_ENTITY:
-                    for _, tok, tag in entities:
-                        group = "entity=" + tok
-                        groups.append((group, tag, _digest(rid, group)[:8]))
-                else:
-                    for kind, tok, tag in entities:
-                        if kind in arg:
-                            group = arg[kind] + tok
-                            groups.append((group, tag, _digest(rid, group)[:8]))
-            if not groups:
-                continue
-            if len(groups) > 1:
-                groups = list(dict.fromkeys(groups))
-            if c.how == _ABSENCE:
-                pointer = prefix + "}"
-                for group, _, gid in groups:
-                    aop = absence_op(
-                        rule, value, group, gid, event, t, wm, self.lateness_ms, pointer, kp
-                    )
-                    out.append(_Planned(event, rule, group, aop.tag, aop, aop.head))
-                continue
-            obs = Obs(*base, value)
-            pointer = prefix + "}" if value is None else f'{prefix},"v":{_json_str(value)}}}'
-            args = f"[0,{member_json},{t},{json_str(pointer)},{c.tail}"
-            window, keep, neighbours = rule.window, c.keep, c.neighbours
-            for group, tag, gid in groups:
-                head = f"{kp}:{{{tag}}}:{gid}:"
-                op = WindowOp(
-                    head + "h",
-                    head + "z",
-                    obs,
-                    window,
-                    keep,
-                    keep,
-                    neighbours,
-                    pointer,
-                    args,
-                )
-                out.append(_Planned(event, rule, group, tag, op, head))
-        return None if took and took == too_late else out
-
-    # -- deciding -------------------------------------------------------------------------
-    def _matches(self, p: _Planned, seen: list[Obs]) -> list[kinds.Match]:
-        rule, cur = p.rule, p.op.obs
-        if isinstance(rule, ThresholdRule):
-            return kinds.threshold(rule, cur, seen)
-        if isinstance(rule, DistinctRule):
-            return kinds.distinct(rule, cur, seen)
-        if isinstance(rule, SequenceRule):
-            return kinds.sequence(rule, cur, seen)
-        if isinstance(rule, ProximityRule):
-            return kinds.proximity(rule, cur, seen)
-        return kinds.overlap(rule, cur, seen)
-
-    def _claim(self, p: _Planned, m: kinds.Match) -> Claim:
-        """The claim of a match: its alert id (a fingerprint of rule, group and
-        anchor) as the "fired" key, and the group's suppression key."""
-        rule = p.rule
-        alert_id = fingerprint(rule.id, p.group, m.anchor)
-        ttl = 2 * rule.window + self.lateness_ms  # as long as the state (_Compiled.keep)
-        return Claim(
-            self.keys.tagged(p.tag, "f", alert_id),
-            p.head + "s",
-            p.op.obs.t,
-            rule.suppress or 0,
-            max(ttl, rule.suppress or 0),
-            alert_id,
-        )
-
-    def _alert(self, p: _Planned, m: kinds.Match, alert_id: str, now: int, version: str) -> Alert:
-        """The alert of a claimed match (built only once it is claimed)."""
-        event = p.event
-        return build_alert(
-            p.rule,
-            p.group,
-            alert_id,
-            m.evidence,
-            department=event.location.department,
-            starts_ms=max(o.t for o in m.evidence),
-            lag_ms=now - event_ms(event.occurred_at),
-            published_ms=event.published_ms,
-            now=now,
-            version=version,
-        )
 
     async def process(
         self, events: list[NormalizedEvent], streams: list[Hashable] | None = None
